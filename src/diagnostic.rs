@@ -16,52 +16,152 @@ pub struct Diagnostic {
 #[derive(Clone, Debug, PartialEq)]
 pub enum DiagnosticKind {
     /// The text does not follow the grammar.
-    Syntax { expected: Vec<String>, found: String },
-    UnknownBlock { name: String },
-    DuplicateBlock { name: String, first: Span },
-    MissingBlock { name: &'static str },
+    Syntax {
+        expected: Vec<String>,
+        found: String,
+    },
+    UnknownBlock {
+        name: String,
+    },
+    DuplicateBlock {
+        name: String,
+        first: Span,
+    },
+    MissingBlock {
+        name: &'static str,
+    },
     /// A block written with a name it does not take (`data iris { }`) or without one it needs.
-    MalformedBlock { block: String, problem: String },
+    MalformedBlock {
+        block: String,
+        problem: String,
+    },
     /// An item of the wrong shape for where it stands: a key among columns, a block among keys.
-    MisplacedItem { expected: &'static str, found: &'static str, place: String },
-    UnknownKey { key: String, block: String },
-    DuplicateKey { key: String, first: Span },
-    MissingKey { key: &'static str, block: String },
+    MisplacedItem {
+        expected: &'static str,
+        found: &'static str,
+        place: String,
+    },
+    UnknownKey {
+        key: String,
+        block: String,
+    },
+    DuplicateKey {
+        key: String,
+        first: Span,
+    },
+    MissingKey {
+        key: &'static str,
+        block: String,
+    },
     /// A key this model kind does not take (`hidden_units` on a linear model).
-    KeyNotForModel { key: String, model: String },
-    ConflictingKeys { key: String, other: String, other_span: Span },
-    WrongType { key: String, expected: &'static str, found: &'static str },
+    KeyNotForModel {
+        key: String,
+        model: String,
+    },
+    ConflictingKeys {
+        key: String,
+        other: String,
+        other_span: Span,
+    },
+    WrongType {
+        key: String,
+        expected: &'static str,
+        found: &'static str,
+    },
     /// A duration-or-steps value written as a bare number.
-    MissingUnit { key: String, number: i64 },
-    OutOfRange { key: String, requirement: String },
+    MissingUnit {
+        key: String,
+        number: i64,
+    },
+    OutOfRange {
+        key: String,
+        requirement: String,
+    },
     EmptyHiddenUnits,
     /// A name that is not one of a fixed set (an activation, a combiner, a device ...).
-    UnknownValue { key: String, value: String },
-    UnknownModel { name: String },
-    UnknownOptimizer { name: String },
-    UnknownDecay { name: String },
-    UnknownColumnKind { kind: String },
-    UnknownColumn { name: String },
-    DuplicateColumn { name: String, first: Span },
-    InvalidColumnName { name: String, reason: &'static str },
+    UnknownValue {
+        key: String,
+        value: String,
+    },
+    UnknownModel {
+        name: String,
+    },
+    UnknownOptimizer {
+        name: String,
+    },
+    UnknownDecay {
+        name: String,
+    },
+    UnknownColumnKind {
+        kind: String,
+    },
+    UnknownColumn {
+        name: String,
+    },
+    DuplicateColumn {
+        name: String,
+        first: Span,
+    },
+    InvalidColumnName {
+        name: String,
+        reason: &'static str,
+    },
     /// A derived column built from a column of the wrong kind.
-    WrongSourceKind { column: String, kind: &'static str, source: String, source_kind: &'static str, expected: &'static str },
-    TooFewCrossed { column: String },
-    SparseColumnInDnn { name: String, kind: &'static str },
-    LabelAsFeature { name: String },
-    CategoricalWithoutBuckets { column: String },
-    UnsortedBoundaries { key: String },
-    DuplicateValue { key: String, value: String },
-    ClassCountMismatch { n_classes: i64, vocabulary: usize },
-    MissingDataFile { path: String },
-    UnreadableDataFile { path: String, reason: String },
-    UnknownDataColumn { name: String, file: String },
-    LabelNotInData { label: String, file: String },
+    WrongSourceKind {
+        column: String,
+        kind: &'static str,
+        source: String,
+        source_kind: &'static str,
+        expected: &'static str,
+    },
+    TooFewCrossed {
+        column: String,
+    },
+    SparseColumnInDnn {
+        name: String,
+        kind: &'static str,
+    },
+    LabelAsFeature {
+        name: String,
+    },
+    CategoricalWithoutBuckets {
+        column: String,
+    },
+    UnsortedBoundaries {
+        key: String,
+    },
+    DuplicateValue {
+        key: String,
+        value: String,
+    },
+    ClassCountMismatch {
+        n_classes: i64,
+        vocabulary: usize,
+    },
+    MissingDataFile {
+        path: String,
+    },
+    UnreadableDataFile {
+        path: String,
+        reason: String,
+    },
+    UnknownDataColumn {
+        name: String,
+        file: String,
+    },
+    LabelNotInData {
+        label: String,
+        file: String,
+    },
 }
 
 impl Diagnostic {
     pub fn new(kind: DiagnosticKind, span: Span) -> Self {
-        Diagnostic { kind, span, help: None }
+        Diagnostic {
+            kind,
+            span,
+            help: None,
+        }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -70,7 +170,11 @@ impl Diagnostic {
     }
 
     /// Adds "did you mean `x`?" when one candidate is close to `word`.
-    pub fn suggesting<'a>(self, word: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> Self {
+    pub fn suggesting<'a>(
+        self,
+        word: &str,
+        candidates: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> Self {
         match suggest(word, candidates.clone()) {
             Some(best) => self.with_help(format!("did you mean `{best}`?")),
             None => {
@@ -99,13 +203,23 @@ impl Diagnostic {
             DuplicateBlock { name, .. } => format!("block `{name}` is defined twice"),
             MissingBlock { name } => format!("the pipeline has no `{name}` block"),
             MalformedBlock { block, problem } => format!("block `{block}` {problem}"),
-            MisplacedItem { expected, found, place } => format!("expected {expected} in {place}, found {found}"),
+            MisplacedItem {
+                expected,
+                found,
+                place,
+            } => format!("expected {expected} in {place}, found {found}"),
             UnknownKey { key, block } => format!("unknown key `{key}` in `{block}`"),
             DuplicateKey { key, .. } => format!("key `{key}` is set twice"),
             MissingKey { key, block } => format!("`{block}` needs `{key}`"),
             KeyNotForModel { key, model } => format!("`{key}` does not apply to a `{model}` model"),
-            ConflictingKeys { key, other, .. } => format!("`{key}` and `{other}` cannot both be set"),
-            WrongType { key, expected, found } => format!("`{key}` must be {expected}, found {found}"),
+            ConflictingKeys { key, other, .. } => {
+                format!("`{key}` and `{other}` cannot both be set")
+            }
+            WrongType {
+                key,
+                expected,
+                found,
+            } => format!("`{key}` must be {expected}, found {found}"),
             MissingUnit { key, .. } => format!("`{key}` needs a unit"),
             OutOfRange { key, requirement } => format!("`{key}` {requirement}"),
             EmptyHiddenUnits => "`hidden_units` is empty".to_string(),
@@ -117,10 +231,20 @@ impl Diagnostic {
             UnknownColumn { name } => format!("column `{name}` is not defined"),
             DuplicateColumn { name, .. } => format!("column `{name}` is defined twice"),
             InvalidColumnName { name, reason } => format!("column name `{name}` {reason}"),
-            WrongSourceKind { column, kind, source, source_kind, .. } => {
-                format!("{kind} column `{column}` cannot be built from {source_kind} column `{source}`")
+            WrongSourceKind {
+                column,
+                kind,
+                source,
+                source_kind,
+                ..
+            } => {
+                format!(
+                    "{kind} column `{column}` cannot be built from {source_kind} column `{source}`"
+                )
             }
-            TooFewCrossed { column } => format!("crossed column `{column}` needs at least two columns"),
+            TooFewCrossed { column } => {
+                format!("crossed column `{column}` needs at least two columns")
+            }
             SparseColumnInDnn { name, kind } => {
                 format!("{kind} column `{name}` cannot feed a DNN directly")
             }
@@ -130,14 +254,23 @@ impl Diagnostic {
             }
             UnsortedBoundaries { key } => format!("`{key}` must be strictly increasing"),
             DuplicateValue { key, value } => format!("`{key}` lists {value} twice"),
-            ClassCountMismatch { n_classes, vocabulary } => format!(
+            ClassCountMismatch {
+                n_classes,
+                vocabulary,
+            } => format!(
                 "`n_classes` is {n_classes} but `label_vocabulary` has {vocabulary} {}",
                 plural(*vocabulary, "entry", "entries")
             ),
             MissingDataFile { path } => format!("data file `{path}` does not exist"),
-            UnreadableDataFile { path, reason } => format!("cannot read data file `{path}`: {reason}"),
-            UnknownDataColumn { name, file } => format!("column `{name}` is not in the header of `{file}`"),
-            LabelNotInData { label, file } => format!("label column `{label}` is not in the header of `{file}`"),
+            UnreadableDataFile { path, reason } => {
+                format!("cannot read data file `{path}`: {reason}")
+            }
+            UnknownDataColumn { name, file } => {
+                format!("column `{name}` is not in the header of `{file}`")
+            }
+            LabelNotInData { label, file } => {
+                format!("label column `{label}` is not in the header of `{file}`")
+            }
         }
     }
 
@@ -148,8 +281,11 @@ impl Diagnostic {
             Syntax { expected, .. } if expected.len() == 1 => format!("expected {}", expected[0]),
             Syntax { .. } => "unexpected here".into(),
             UnknownBlock { .. } => "not a block of a pipeline".into(),
-            DuplicateBlock { .. } | DuplicateKey { .. } | DuplicateColumn { .. } => "defined again here".into(),
-            MissingBlock { .. } | MissingKey { .. } => "defined here".into(),
+            DuplicateBlock { .. } | DuplicateKey { .. } | DuplicateColumn { .. } => {
+                "defined again here".into()
+            }
+            MissingBlock { .. } => "in this pipeline".into(),
+            MissingKey { .. } => "in this block".into(),
             MalformedBlock { .. } | MisplacedItem { .. } => "here".into(),
             UnknownKey { .. } => "unknown key".into(),
             KeyNotForModel { .. } => "not used by this model".into(),
@@ -157,9 +293,10 @@ impl Diagnostic {
             WrongType { expected, .. } => format!("expected {expected}"),
             MissingUnit { .. } => "a number with no unit".into(),
             OutOfRange { .. } | EmptyHiddenUnits => "out of range".into(),
-            UnknownValue { .. } | UnknownModel { .. } | UnknownOptimizer { .. } | UnknownDecay { .. } => {
-                "not known".into()
-            }
+            UnknownValue { .. }
+            | UnknownModel { .. }
+            | UnknownOptimizer { .. }
+            | UnknownDecay { .. } => "not known".into(),
             UnknownColumnKind { .. } => "not a column kind".into(),
             UnknownColumn { .. } => "not defined in `features`".into(),
             InvalidColumnName { .. } => "invalid name".into(),
@@ -181,9 +318,9 @@ impl Diagnostic {
     pub fn related(&self) -> Option<(Span, &'static str)> {
         use DiagnosticKind::*;
         match &self.kind {
-            DuplicateBlock { first, .. } | DuplicateKey { first, .. } | DuplicateColumn { first, .. } => {
-                Some((*first, "first defined here"))
-            }
+            DuplicateBlock { first, .. }
+            | DuplicateKey { first, .. }
+            | DuplicateColumn { first, .. } => Some((*first, "first defined here")),
             ConflictingKeys { other_span, .. } => Some((*other_span, "first one set here")),
             _ => None,
         }

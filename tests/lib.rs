@@ -1,0 +1,7 @@
+//! est's one integration test binary: each module is one area of behaviour.
+
+mod cli;
+mod common;
+mod compile;
+mod fingerprint;
+mod fuzz;

@@ -7,14 +7,27 @@ use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::span::{Span, Spanned};
 use crate::spec::{Decl, Item, Source, ValueKind};
 
-pub const KINDS: [&str; 6] = ["numeric", "bucketized", "categorical", "embedding", "indicator", "crossed"];
+pub const KINDS: [&str; 6] = [
+    "numeric",
+    "bucketized",
+    "categorical",
+    "embedding",
+    "indicator",
+    "crossed",
+];
 
 /// The keys each column kind takes.
 fn keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "numeric" => &["default", "normalize", "shape"],
         "bucketized" => &["boundaries"],
-        "categorical" => &["vocabulary", "oov_buckets", "hash_buckets", "identity", "separator"],
+        "categorical" => &[
+            "vocabulary",
+            "oov_buckets",
+            "hash_buckets",
+            "identity",
+            "separator",
+        ],
         "embedding" => &["dimension", "combiner"],
         "crossed" => &["hash_buckets"],
         _ => &[],
@@ -43,6 +56,8 @@ struct Declared {
 pub fn check(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Option<Vec<Feature>> {
     let body = super::plain_body(ctx, decl)?;
     let mut declared: Vec<Declared> = Vec::new();
+    // Columns with their own errors: references to them are not reported again.
+    let mut failed: Vec<&str> = Vec::new();
     let mut ok = true;
     for item in &body.items {
         let column = match item {
@@ -67,7 +82,10 @@ pub fn check(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Option<V
             Some(d) => {
                 if let Some(first) = declared.iter().find(|x| x.feature.name == d.feature.name) {
                     ctx.error(
-                        DiagnosticKind::DuplicateColumn { name: d.feature.name.clone(), first: first.name_span },
+                        DiagnosticKind::DuplicateColumn {
+                            name: d.feature.name.clone(),
+                            first: first.name_span,
+                        },
                         d.name_span,
                     );
                     ok = false;
@@ -75,20 +93,26 @@ pub fn check(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Option<V
                     declared.push(d);
                 }
             }
-            None => ok = false,
+            None => {
+                failed.extend(column.name.as_ref().map(|n| n.node.as_str()));
+                ok = false;
+            }
         }
     }
     if body.items.is_empty() {
         ctx.report(
             Diagnostic::new(
-                DiagnosticKind::MalformedBlock { block: "features".into(), problem: "declares no columns".into() },
+                DiagnosticKind::MalformedBlock {
+                    block: "features".into(),
+                    problem: "declares no columns".into(),
+                },
                 decl.span,
             )
             .with_help("declare at least one column, e.g. `numeric SepalLength`"),
         );
         ok = false;
     }
-    ok &= check_sources(ctx, &declared);
+    ok &= check_sources(ctx, &declared, &failed);
     ok.then(|| declared.into_iter().map(|d| d.feature).collect())
 }
 
@@ -96,15 +120,23 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
     let kind = decl.kind.node.as_str();
     if !KINDS.contains(&kind) {
         ctx.report(
-            Diagnostic::new(DiagnosticKind::UnknownColumnKind { kind: kind.to_string() }, decl.kind.span)
-                .suggesting(kind, KINDS),
+            Diagnostic::new(
+                DiagnosticKind::UnknownColumnKind {
+                    kind: kind.to_string(),
+                },
+                decl.kind.span,
+            )
+            .suggesting(kind, KINDS),
         );
         return None;
     }
     let Some(name) = &decl.name else {
         ctx.report(
             Diagnostic::new(
-                DiagnosticKind::MalformedBlock { block: kind.to_string(), problem: "needs a name".into() },
+                DiagnosticKind::MalformedBlock {
+                    block: kind.to_string(),
+                    problem: "needs a name".into(),
+                },
                 decl.kind.span,
             )
             .with_help(format!("write `{}`", usage(kind))),
@@ -112,16 +144,39 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
         return None;
     };
     if let Some(reason) = invalid_name(&name.node) {
-        ctx.error(DiagnosticKind::InvalidColumnName { name: name.node.clone(), reason }, name.span);
+        ctx.error(
+            DiagnosticKind::InvalidColumnName {
+                name: name.node.clone(),
+                reason,
+            },
+            name.span,
+        );
         return None;
     }
     let path = format!("features.{}", name.node);
     ctx.spans.insert(path.clone(), name.span);
     let items: &[Item] = decl.body.as_ref().map_or(&[], |b| b.items.as_slice());
-    let f = Fields::new(ctx, &path, &format!("{kind} {}", name.node), name.span, items, keys(kind), &|key| {
-        let owners: Vec<&str> = KINDS.iter().copied().filter(|k| keys(k).contains(&key)).collect();
-        (!owners.is_empty()).then(|| format!("`{key}` belongs to {} columns, not {kind}", owners.join(" and ")))
-    });
+    let f = Fields::new(
+        ctx,
+        &path,
+        &format!("{kind} {}", name.node),
+        name.span,
+        items,
+        keys(kind),
+        &|key| {
+            let owners: Vec<&str> = KINDS
+                .iter()
+                .copied()
+                .filter(|k| keys(k).contains(&key))
+                .collect();
+            (!owners.is_empty()).then(|| {
+                format!(
+                    "`{key}` belongs to {} columns, not {kind}",
+                    owners.join(" and ")
+                )
+            })
+        },
+    );
 
     // numeric and categorical read a data column: their own name, or `= "column"`.
     let data_column = |ctx: &mut Ctx| -> Option<String> {
@@ -131,10 +186,16 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
             Some(Source::List(_, span)) => {
                 ctx.report(
                     Diagnostic::new(
-                        DiagnosticKind::MalformedBlock { block: kind.into(), problem: "reads one data column".into() },
+                        DiagnosticKind::MalformedBlock {
+                            block: kind.into(),
+                            problem: "reads one data column".into(),
+                        },
                         *span,
                     )
-                    .with_help(format!("write `{}` or `{kind} NAME = \"data column\"`", usage(kind))),
+                    .with_help(format!(
+                        "write `{}` or `{kind} NAME = \"data column\"`",
+                        usage(kind)
+                    )),
                 );
                 return None;
             }
@@ -150,7 +211,10 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
                 let span = other.as_ref().map_or(name.span, Source::span);
                 ctx.report(
                     Diagnostic::new(
-                        DiagnosticKind::MalformedBlock { block: kind.into(), problem: "is built from one column".into() },
+                        DiagnosticKind::MalformedBlock {
+                            block: kind.into(),
+                            problem: "is built from one column".into(),
+                        },
                         span,
                     )
                     .with_help(format!("write `{}`", usage(kind))),
@@ -169,7 +233,11 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
             let shape = int_or(ctx, &f, "shape", 1, 1);
             FeatureKind::Numeric {
                 column: column?,
-                default: if f.has("default") { Some(default?) } else { None },
+                default: if f.has("default") {
+                    Some(default?)
+                } else {
+                    None
+                },
                 normalize: normalize?,
                 shape: shape? as usize,
             }
@@ -184,11 +252,19 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
                     return None;
                 }
             }
-            FeatureKind::Categorical { column: column?, ids: ids?, separator: separator.map(|s| s.node) }
+            FeatureKind::Categorical {
+                column: column?,
+                ids: ids?,
+                separator: separator.map(|s| s.node),
+            }
         }
         "bucketized" => {
             let source = one_source(ctx);
-            f.require(ctx, "boundaries", &format!("bucketized column `{}`", name.node));
+            f.require(
+                ctx,
+                "boundaries",
+                &format!("bucketized column `{}`", name.node),
+            );
             let boundaries = f.list(ctx, "boundaries", "a number", |v| match v {
                 ValueKind::Float(x) => Some(*x),
                 ValueKind::Int(i) => Some(*i as f64),
@@ -201,23 +277,39 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
                     return None;
                 }
                 if let Some(w) = b.windows(2).find(|w| w[1].node <= w[0].node) {
-                    ctx.error(DiagnosticKind::UnsortedBoundaries { key: "boundaries".into() }, w[1].span);
+                    ctx.error(
+                        DiagnosticKind::UnsortedBoundaries {
+                            key: "boundaries".into(),
+                        },
+                        w[1].span,
+                    );
                     return None;
                 }
                 Some(b.into_iter().map(|x| x.node).collect())
             });
             let (source, spans) = source?;
             source_spans = spans;
-            FeatureKind::Bucketized { source, boundaries: boundaries? }
+            FeatureKind::Bucketized {
+                source,
+                boundaries: boundaries?,
+            }
         }
         "embedding" => {
             let source = one_source(ctx);
-            f.require(ctx, "dimension", &format!("embedding column `{}`", name.node));
+            f.require(
+                ctx,
+                "dimension",
+                &format!("embedding column `{}`", name.node),
+            );
             let dimension = f.int_min(ctx, "dimension", 1);
             let combiner = choice_or(ctx, &f, "combiner", COMBINERS, Combiner::Mean);
             let (source, spans) = source?;
             source_spans = spans;
-            FeatureKind::Embedding { source, dimension: dimension?.node as usize, combiner: combiner? }
+            FeatureKind::Embedding {
+                source,
+                dimension: dimension?.node as usize,
+                combiner: combiner?,
+            }
         }
         "indicator" => {
             let (source, spans) = one_source(ctx)?;
@@ -225,7 +317,11 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
             FeatureKind::Indicator { source }
         }
         _ => {
-            f.require(ctx, "hash_buckets", &format!("crossed column `{}`", name.node));
+            f.require(
+                ctx,
+                "hash_buckets",
+                &format!("crossed column `{}`", name.node),
+            );
             let hash_buckets = f.int_min(ctx, "hash_buckets", 1);
             let sources: Vec<Spanned<String>> = match &decl.source {
                 Some(Source::List(names, _)) => names.clone(),
@@ -234,8 +330,13 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
             };
             if sources.len() < 2 {
                 ctx.report(
-                    Diagnostic::new(DiagnosticKind::TooFewCrossed { column: name.node.clone() }, decl.source.as_ref().map_or(name.span, Source::span))
-                        .with_help(format!("write `{}`", usage(kind))),
+                    Diagnostic::new(
+                        DiagnosticKind::TooFewCrossed {
+                            column: name.node.clone(),
+                        },
+                        decl.source.as_ref().map_or(name.span, Source::span),
+                    )
+                    .with_help(format!("write `{}`", usage(kind))),
                 );
                 return None;
             }
@@ -250,17 +351,40 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
         }
     };
     if decl.source.is_some() && matches!(kind, "numeric" | "categorical") {
-        ctx.spans.insert(format!("{path}.column"), decl.source.as_ref().map_or(name.span, Source::span));
+        ctx.spans.insert(
+            format!("{path}.column"),
+            decl.source.as_ref().map_or(name.span, Source::span),
+        );
     }
-    Some(Declared { feature: Feature { name: name.node.clone(), kind: feature_kind }, name_span: name.span, source_spans })
+    Some(Declared {
+        feature: Feature {
+            name: name.node.clone(),
+            kind: feature_kind,
+        },
+        name_span: name.span,
+        source_spans,
+    })
 }
 
-const NORMALIZE: &[(&str, Normalize)] =
-    &[("none", Normalize::None), ("zscore", Normalize::Zscore), ("minmax", Normalize::Minmax)];
-const COMBINERS: &[(&str, Combiner)] = &[("mean", Combiner::Mean), ("sum", Combiner::Sum), ("sqrtn", Combiner::Sqrtn)];
+const NORMALIZE: &[(&str, Normalize)] = &[
+    ("none", Normalize::None),
+    ("zscore", Normalize::Zscore),
+    ("minmax", Normalize::Minmax),
+];
+const COMBINERS: &[(&str, Combiner)] = &[
+    ("mean", Combiner::Mean),
+    ("sum", Combiner::Sum),
+    ("sqrtn", Combiner::Sqrtn),
+];
 
 /// A choice with a default when the key is absent; `None` only when it is present and wrong.
-pub fn choice_or<T: Copy>(ctx: &mut Ctx, f: &Fields, key: &str, choices: &[(&str, T)], default: T) -> Option<T> {
+pub fn choice_or<T: Copy>(
+    ctx: &mut Ctx,
+    f: &Fields,
+    key: &str,
+    choices: &[(&str, T)],
+    default: T,
+) -> Option<T> {
     if f.has(key) {
         f.choice(ctx, key, choices)
     } else {
@@ -283,8 +407,13 @@ fn categorical_ids(ctx: &mut Ctx, f: &Fields, name: &str) -> Option<CategoricalI
     match given.as_slice() {
         [] => {
             ctx.report(
-                Diagnostic::new(DiagnosticKind::CategoricalWithoutBuckets { column: name.to_string() }, f.header)
-                    .with_help("add `vocabulary = [...]`, `hash_buckets = N` or `identity = N`"),
+                Diagnostic::new(
+                    DiagnosticKind::CategoricalWithoutBuckets {
+                        column: name.to_string(),
+                    },
+                    f.header,
+                )
+                .with_help("add `vocabulary = [...]`, `hash_buckets = N` or `identity = N`"),
             );
             None
         }
@@ -313,7 +442,12 @@ fn categorical_ids(ctx: &mut Ctx, f: &Fields, name: &str) -> Option<CategoricalI
                     let oov_buckets = int_or(ctx, f, "oov_buckets", 0, 0);
                     let values = values?;
                     if values.is_empty() {
-                        out_of_range(ctx, "vocabulary", "must not be empty".into(), f.span("vocabulary")?);
+                        out_of_range(
+                            ctx,
+                            "vocabulary",
+                            "must not be empty".into(),
+                            f.span("vocabulary")?,
+                        );
                         return None;
                     }
                     if !no_repeats(ctx, "vocabulary", &values) {
@@ -324,8 +458,12 @@ fn categorical_ids(ctx: &mut Ctx, f: &Fields, name: &str) -> Option<CategoricalI
                         oov_buckets: oov_buckets? as u64,
                     })
                 }
-                "hash_buckets" => Some(CategoricalIds::Hash { hash_buckets: f.int_min(ctx, "hash_buckets", 1)?.node as u64 }),
-                _ => Some(CategoricalIds::Identity { identity: f.int_min(ctx, "identity", 1)?.node as u64 }),
+                "hash_buckets" => Some(CategoricalIds::Hash {
+                    hash_buckets: f.int_min(ctx, "hash_buckets", 1)?.node as u64,
+                }),
+                _ => Some(CategoricalIds::Identity {
+                    identity: f.int_min(ctx, "identity", 1)?.node as u64,
+                }),
             }
         }
         [first, second, ..] => {
@@ -348,12 +486,21 @@ fn invalid_name(name: &str) -> Option<&'static str> {
     }
 }
 
-fn check_data_column(ctx: &mut Ctx, column: &Spanned<String>, data: Option<&CheckedData>) -> Option<()> {
+fn check_data_column(
+    ctx: &mut Ctx,
+    column: &Spanned<String>,
+    data: Option<&CheckedData>,
+) -> Option<()> {
     let data = data?;
     if data.spec.label == column.node {
         ctx.report(
-            Diagnostic::new(DiagnosticKind::LabelAsFeature { name: column.node.clone() }, column.span)
-                .with_help("a model cannot see the answer it is asked to predict"),
+            Diagnostic::new(
+                DiagnosticKind::LabelAsFeature {
+                    name: column.node.clone(),
+                },
+                column.span,
+            )
+            .with_help("a model cannot see the answer it is asked to predict"),
         );
         return None;
     }
@@ -361,7 +508,10 @@ fn check_data_column(ctx: &mut Ctx, column: &Spanned<String>, data: Option<&Chec
         if !columns.contains(&column.node) {
             ctx.report(
                 Diagnostic::new(
-                    DiagnosticKind::UnknownDataColumn { name: column.node.clone(), file: path.to_string() },
+                    DiagnosticKind::UnknownDataColumn {
+                        name: column.node.clone(),
+                        file: path.to_string(),
+                    },
                     column.span,
                 )
                 .suggesting(&column.node, columns.iter().map(String::as_str)),
@@ -373,16 +523,24 @@ fn check_data_column(ctx: &mut Ctx, column: &Spanned<String>, data: Option<&Chec
 }
 
 /// Every `= source` names a declared column of a kind that can feed it.
-fn check_sources(ctx: &mut Ctx, declared: &[Declared]) -> bool {
+fn check_sources(ctx: &mut Ctx, declared: &[Declared], failed: &[&str]) -> bool {
     let mut ok = true;
     for d in declared {
         for (source, span) in d.feature.kind.sources().into_iter().zip(&d.source_spans) {
             let Some(target) = declared.iter().find(|x| x.feature.name == source) else {
-                ctx.report(
-                    Diagnostic::new(DiagnosticKind::UnknownColumn { name: source.to_string() }, *span)
-                        .suggesting(source, declared.iter().map(|x| x.feature.name.as_str())),
-                );
                 ok = false;
+                if failed.contains(&source) {
+                    continue;
+                }
+                ctx.report(
+                    Diagnostic::new(
+                        DiagnosticKind::UnknownColumn {
+                            name: source.to_string(),
+                        },
+                        *span,
+                    )
+                    .suggesting(source, declared.iter().map(|x| x.feature.name.as_str())),
+                );
                 continue;
             };
             let fits = match &d.feature.kind {
@@ -390,7 +548,10 @@ fn check_sources(ctx: &mut Ctx, declared: &[Declared]) -> bool {
                     matches!(target.feature.kind, FeatureKind::Numeric { shape: 1, .. })
                 }
                 FeatureKind::Crossed { .. } => {
-                    matches!(target.feature.kind, FeatureKind::Categorical { .. } | FeatureKind::Bucketized { .. })
+                    matches!(
+                        target.feature.kind,
+                        FeatureKind::Categorical { .. } | FeatureKind::Bucketized { .. }
+                    )
                 }
                 _ => target.feature.kind.has_ids(),
             };

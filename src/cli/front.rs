@@ -18,7 +18,10 @@ pub fn load(file: &Utf8Path, color: bool) -> Result<(Source, Compiled), i32> {
     match crate::compile(&source, &base) {
         Ok(compiled) => Ok((source, compiled)),
         Err(diagnostics) => {
-            eprint!("{}", render::render(&diagnostics, source.path.as_str(), &source.text, color));
+            eprint!(
+                "{}",
+                render::render(&diagnostics, source.path.as_str(), &source.text, color)
+            );
             Err(exit::FAILED)
         }
     }
@@ -29,7 +32,10 @@ pub fn check(file: &Utf8Path, color: bool) -> i32 {
         Ok((source, compiled)) => {
             println!(
                 "ok: `{}` (pipeline `{}`, model {}, optimizer {})",
-                source.path, compiled.plan.pipeline, compiled.plan.fingerprint.model, compiled.plan.fingerprint.optimizer
+                source.path,
+                compiled.plan.pipeline,
+                compiled.plan.fingerprint.model,
+                compiled.plan.fingerprint.optimizer
             );
             exit::OK
         }

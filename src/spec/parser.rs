@@ -1,6 +1,9 @@
 //! pest pairs to the syntax tree. The `Rule` enum stays in this file: pest errors become
 //! `Diagnostic`s here, with rules renamed to what a user would call them.
 
+// A parse stops at its first error, so one large `Err` on the cold path costs nothing.
+#![allow(clippy::result_large_err)]
+
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 use pest::Parser as _;
@@ -44,7 +47,10 @@ fn span_of(pair: &Pair<Rule>) -> Span {
 // The grammar guarantees every shape this file relies on; reaching this is a bug in est.
 fn internal(span: Span) -> Diagnostic {
     Diagnostic::new(
-        DiagnosticKind::Syntax { expected: vec![], found: "input the parser cannot represent".into() },
+        DiagnosticKind::Syntax {
+            expected: vec![],
+            found: "input the parser cannot represent".into(),
+        },
         span,
     )
     .with_help("this is a bug in est; please report it with the file")
@@ -69,7 +75,9 @@ fn build_entry(pair: Pair<Rule>) -> Result<Entry, Diagnostic> {
     let mut value = None;
     for inner in pair.into_inner() {
         match inner.as_rule() {
-            Rule::ident if key.is_none() => key = Some(Spanned::new(inner.as_str().to_string(), span_of(&inner))),
+            Rule::ident if key.is_none() => {
+                key = Some(Spanned::new(inner.as_str().to_string(), span_of(&inner)))
+            }
             _ => value = Some(build_value(inner)?),
         }
     }
@@ -95,7 +103,13 @@ fn build_decl(pair: Pair<Rule>) -> Result<Decl, Diagnostic> {
         }
     }
     let kind = kind.ok_or_else(|| internal(span))?;
-    Ok(Decl { kind, name, source, body, span })
+    Ok(Decl {
+        kind,
+        name,
+        source,
+        body,
+        span,
+    })
 }
 
 fn build_source(pair: Pair<Rule>) -> Source {
@@ -126,7 +140,10 @@ fn build_name(pair: Pair<Rule>) -> Spanned<String> {
 }
 
 fn unescape(string: Pair<Rule>) -> String {
-    let raw = string.into_inner().next().map_or("", |inner| inner.as_str());
+    let raw = string
+        .into_inner()
+        .next()
+        .map_or("", |inner| inner.as_str());
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars();
     while let Some(c) = chars.next() {
@@ -148,28 +165,49 @@ fn build_value(pair: Pair<Rule>) -> Result<Value, Diagnostic> {
     let span = span_of(&pair);
     let text = pair.as_str();
     let too_large = || {
-        Diagnostic::new(DiagnosticKind::Syntax { expected: vec![], found: format!("number `{text}`") }, span)
-            .with_help("numbers must fit in 64 bits")
+        Diagnostic::new(
+            DiagnosticKind::Syntax {
+                expected: vec![],
+                found: format!("number `{text}`"),
+            },
+            span,
+        )
+        .with_help("numbers must fit in 64 bits")
     };
     let digits = |s: &str| s.replace('_', "");
     let kind = match pair.as_rule() {
         Rule::int => ValueKind::Int(digits(text).parse().map_err(|_| too_large())?),
-        Rule::float => ValueKind::Float(digits(text).parse().map_err(|_| too_large())?),
+        Rule::float => {
+            let x: f64 = digits(text).parse().map_err(|_| too_large())?;
+            if !x.is_finite() {
+                return Err(too_large());
+            }
+            ValueKind::Float(x)
+        }
         Rule::boolean => ValueKind::Bool(text == "true"),
         Rule::string => ValueKind::Str(unescape(pair)),
         Rule::ident => ValueKind::Ident(text.to_string()),
         Rule::duration => ValueKind::Duration(parse_duration(&digits(text)).ok_or_else(too_large)?),
         Rule::steps => {
-            let number: String = text.chars().take_while(|c| c.is_ascii_digit() || *c == '_').collect();
+            let number: String = text
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '_')
+                .collect();
             ValueKind::Steps(digits(&number).parse().map_err(|_| too_large())?)
         }
-        Rule::list => ValueKind::List(pair.into_inner().map(build_value).collect::<Result<_, _>>()?),
+        Rule::list => ValueKind::List(
+            pair.into_inner()
+                .map(build_value)
+                .collect::<Result<_, _>>()?,
+        ),
         Rule::object => {
             let mut kind = None;
             let mut body = None;
             for inner in pair.into_inner() {
                 match inner.as_rule() {
-                    Rule::ident => kind = Some(Spanned::new(inner.as_str().to_string(), span_of(&inner))),
+                    Rule::ident => {
+                        kind = Some(Spanned::new(inner.as_str().to_string(), span_of(&inner)))
+                    }
                     Rule::body => body = Some(build_body(inner)?),
                     _ => {}
                 }
@@ -210,7 +248,9 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::source => "a column name or `[columns]`",
         Rule::name_list => "`[columns]`",
         Rule::name => "a name",
-        Rule::object | Rule::list | Rule::duration | Rule::steps | Rule::float | Rule::int => "a value",
+        Rule::object | Rule::list | Rule::duration | Rule::steps | Rule::float | Rule::int => {
+            "a value"
+        }
         Rule::boolean | Rule::string | Rule::string_inner => "a value",
         Rule::steps_kw => "`steps`",
         Rule::ident => "a name",
@@ -242,13 +282,23 @@ fn syntax_error(error: &pest::error::Error<Rule>, text: &str) -> Diagnostic {
     if starts_value && expected.iter().any(|e| e == "`=`") {
         expected = vec!["`=`".into()];
     }
-    let mut diagnostic = Diagnostic::new(DiagnosticKind::Syntax { expected: expected.clone(), found: found.clone() }, Span::new(pos, end));
-    if expected.iter().any(|e| e == "the end of the file") {
-        diagnostic = diagnostic.with_help("the pipeline's closing `}` comes before this; is there an extra `}` above?");
-    } else if expected.iter().any(|e| e.starts_with("`pipeline")) {
-        if crate::suggestion::suggest(found.trim_matches('`'), ["pipeline"]).is_some() {
-            diagnostic = diagnostic.with_help("did you mean `pipeline`?");
-        }
+    let mut diagnostic = Diagnostic::new(
+        DiagnosticKind::Syntax {
+            expected: expected.clone(),
+            found: found.clone(),
+        },
+        Span::new(pos, end),
+    );
+    if found == "the end of the file" && expected.iter().any(|e| e == "`}`") {
+        diagnostic = diagnostic.with_help("a `{` above is never closed");
+    } else if expected.iter().any(|e| e == "the end of the file") {
+        diagnostic = diagnostic.with_help(
+            "the pipeline's closing `}` comes before this; is there an extra `}` above?",
+        );
+    } else if expected.iter().any(|e| e.starts_with("`pipeline"))
+        && crate::suggestion::suggest(found.trim_matches('`'), ["pipeline"]).is_some()
+    {
+        diagnostic = diagnostic.with_help("did you mean `pipeline`?");
     }
     diagnostic
 }
@@ -281,7 +331,12 @@ fn expected_at(error: &pest::error::Error<Rule>) -> Vec<String> {
     let has = |e: &Vec<String>, s: &str| e.iter().any(|x| x == s);
     if has(&expected, "a value") {
         // After `=`, a value covers names, lists and a derived column's source.
-        expected.retain(|e| !matches!(e.as_str(), "a name" | "`[`" | "a column name or `[columns]`"));
+        expected.retain(|e| {
+            !matches!(
+                e.as_str(),
+                "a name" | "`[`" | "a column name or `[columns]`"
+            )
+        });
     }
     if expected.iter().any(|e| e.starts_with("`pipeline")) {
         expected.retain(|e| e != "a newline");
@@ -299,7 +354,10 @@ fn found_at(text: &str, pos: usize) -> (String, usize) {
         None => ("the end of the file".into(), pos),
         Some('\n') | Some('\r') => ("the end of the line".into(), pos),
         Some(c) if c.is_alphanumeric() || c == '_' => {
-            let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect();
+            let word: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+                .collect();
             let end = pos + word.len();
             (format!("`{word}`"), end)
         }
@@ -325,7 +383,9 @@ mod tests {
             "pipeline p {\n  b {\n    i = -3, f = 1.5e-3, s = \"a\\\"b\", t = true\n    d = 30s, n = 500 steps, u = 10_000\n    l = [1,\n      2]\n    o = exponential { decay_rate = 0.5 }\n  }\n}\n",
         )
         .unwrap();
-        let Item::Decl(block) = &ast.items[0] else { panic!("expected a block") };
+        let Item::Decl(block) = &ast.items[0] else {
+            panic!("expected a block")
+        };
         let values: Vec<&ValueKind> = block
             .body
             .as_ref()
@@ -350,8 +410,11 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_what_was_expected() {
-        let err = parse("pipeline p {\n  model dnn {\n    hidden_units [10]\n  }\n}\n").unwrap_err();
-        let DiagnosticKind::Syntax { expected, found } = &err.kind else { panic!() };
+        let err =
+            parse("pipeline p {\n  model dnn {\n    hidden_units [10]\n  }\n}\n").unwrap_err();
+        let DiagnosticKind::Syntax { expected, found } = &err.kind else {
+            panic!()
+        };
         assert_eq!(found, "`[`");
         assert!(expected.iter().any(|e| e == "`=`"), "{expected:?}");
     }
