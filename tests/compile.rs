@@ -147,3 +147,16 @@ fn the_error_corpus_covers_every_kind_of_mistake() {
         .collect();
     assert!(missing.is_empty(), "no broken file shows {missing:?}");
 }
+
+/// README shows iris.est and an error for it: both must be what est really has and says.
+#[test]
+fn readme_examples_are_true() {
+    let readme = crate::common::read("README.md");
+    let iris = crate::common::read("pipelines/iris.est");
+    assert!(readme.contains(&format!("```\n{iris}```")), "README's pipeline differs from pipelines/iris.est");
+
+    let broken = iris.replacen("hidden_units", "hiden_units", 1);
+    let diagnostics = compile_text("pipelines/iris.est", &broken).unwrap_err();
+    let rendered = est::render::render(&diagnostics, "pipelines/iris.est", &broken, false);
+    assert!(readme.contains(&format!("```\n{rendered}```")), "README's error example differs from:\n{rendered}");
+}

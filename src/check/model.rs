@@ -202,12 +202,18 @@ pub fn check(
 
 fn n_classes(ctx: &mut Ctx, f: &Fields, data: Option<&DataSpec>) -> Option<u32> {
     let vocabulary = data.and_then(|d| d.label_vocabulary.as_ref());
+    if let (Some(v), Some(span)) = (vocabulary, ctx.spans.get("data.label_vocabulary").copied()) {
+        if v.len() < 2 {
+            out_of_range(ctx, "label_vocabulary", format!("needs at least 2 classes, found {}", v.len()), span);
+            return None;
+        }
+    }
     let Some(n) = (if f.has("n_classes") {
         Some(f.int_min(ctx, "n_classes", 2)?)
     } else {
         None
     }) else {
-        return Some(vocabulary.map_or(2, |v| v.len().max(2) as u32));
+        return Some(vocabulary.map_or(2, |v| v.len() as u32));
     };
     if n.node > u32::MAX as i64 {
         out_of_range(
