@@ -153,10 +153,16 @@ fn the_error_corpus_covers_every_kind_of_mistake() {
 fn readme_examples_are_true() {
     let readme = crate::common::read("README.md");
     let iris = crate::common::read("pipelines/iris.est");
-    assert!(readme.contains(&format!("```\n{iris}```")), "README's pipeline differs from pipelines/iris.est");
+    assert!(
+        readme.contains(&format!("```\n{iris}```")),
+        "README's pipeline differs from pipelines/iris.est"
+    );
 
     let broken = iris.replacen("hidden_units", "hiden_units", 1);
     let diagnostics = compile_text("pipelines/iris.est", &broken).unwrap_err();
     let rendered = est::render::render(&diagnostics, "pipelines/iris.est", &broken, false);
-    assert!(readme.contains(&format!("```\n{rendered}```")), "README's error example differs from:\n{rendered}");
+    assert!(
+        readme.contains(&format!("```\n{rendered}```")),
+        "README's error example differs from:\n{rendered}"
+    );
 }

@@ -204,7 +204,12 @@ fn n_classes(ctx: &mut Ctx, f: &Fields, data: Option<&DataSpec>) -> Option<u32> 
     let vocabulary = data.and_then(|d| d.label_vocabulary.as_ref());
     if let (Some(v), Some(span)) = (vocabulary, ctx.spans.get("data.label_vocabulary").copied()) {
         if v.len() < 2 {
-            out_of_range(ctx, "label_vocabulary", format!("needs at least 2 classes, found {}", v.len()), span);
+            out_of_range(
+                ctx,
+                "label_vocabulary",
+                format!("needs at least 2 classes, found {}", v.len()),
+                span,
+            );
             return None;
         }
     }
