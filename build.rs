@@ -1,4 +1,4 @@
-//! Lets what links libtorch run without LD_LIBRARY_PATH.
+//! Lets what links libtorch run without LD_LIBRARY_PATH, and keeps CUDA reachable.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -6,5 +6,12 @@ fn main() {
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         return;
     };
-    println!("cargo:rustc-link-arg-tests=-Wl,-rpath,{lib}");
+    for target in ["bin=est-torch", "tests"] {
+        println!("cargo:rustc-link-arg-{target}=-Wl,-rpath,{lib}");
+    }
+    // The linker drops libtorch_cuda as unneeded (nothing names its symbols), which leaves CUDA
+    // unavailable at run time even on a GPU machine; keep it where it exists.
+    if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg-bin=est-torch=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+    }
 }

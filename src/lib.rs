@@ -12,85 +12,20 @@
 //! answer in milliseconds and build without it.
 
 pub mod check;
+pub mod checkpoint;
 pub mod cli;
+pub mod data;
 pub mod diagnostic;
+#[cfg(feature = "torch")]
+pub mod lower;
+pub mod pipeline;
 pub mod plan;
 pub mod render;
+pub mod rng;
 pub mod span;
 pub mod spec;
 pub mod suggestion;
+#[cfg(feature = "torch")]
+pub mod train;
 
-use camino::{Utf8Path, Utf8PathBuf};
-
-use check::SpanMap;
-use diagnostic::Diagnostic;
-use plan::Plan;
-
-/// A `.est` file as read from disk.
-#[derive(Clone, Debug)]
-pub struct Source {
-    /// The path as the user gave it, for messages.
-    pub path: Utf8PathBuf,
-    pub text: String,
-}
-
-/// A compiled pipeline, and where each of its keys was written.
-#[derive(Clone, Debug)]
-pub struct Compiled {
-    pub plan: Plan,
-    pub spans: SpanMap,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot read `{path}`: {source}")]
-    Read {
-        path: Utf8PathBuf,
-        source: std::io::Error,
-    },
-    #[error("`{path}` is not UTF-8 text")]
-    NotUtf8 { path: Utf8PathBuf },
-    #[error("cannot find the current directory: {0}")]
-    CurrentDir(std::io::Error),
-}
-
-impl Source {
-    pub fn read(path: &Utf8Path) -> Result<Source, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 {
-            path: path.to_owned(),
-        })?;
-        Ok(Source {
-            path: path.to_owned(),
-            text,
-        })
-    }
-
-    /// The file's folder as an absolute path: relative paths inside the file start there.
-    pub fn base_dir(&self) -> Result<Utf8PathBuf, LoadError> {
-        let parent = self.path.parent().unwrap_or(Utf8Path::new(""));
-        if parent.is_absolute() {
-            return Ok(check::resolve(parent, "."));
-        }
-        let cwd = std::env::current_dir().map_err(LoadError::CurrentDir)?;
-        let cwd = Utf8PathBuf::from_path_buf(cwd).map_err(|p| LoadError::NotUtf8 {
-            path: Utf8PathBuf::from(p.to_string_lossy().into_owned()),
-        })?;
-        Ok(check::resolve(&cwd, parent.as_str()))
-    }
-}
-
-/// The whole front half: parse, check, plan. `base_dir` anchors the file's relative paths.
-pub fn compile(source: &Source, base_dir: &Utf8Path) -> Result<Compiled, Vec<Diagnostic>> {
-    let ast = spec::parse(&source.text).map_err(|d| vec![d])?;
-    let checked = check::check(&ast, base_dir)?;
-    let file_name = source.path.file_name().unwrap_or(source.path.as_str());
-    let plan = plan::plan(&checked, &base_dir.join(file_name));
-    Ok(Compiled {
-        plan,
-        spans: checked.spans,
-    })
-}
+pub use pipeline::{compile, Compiled, LoadError, Source};

@@ -3,7 +3,8 @@
 use camino::Utf8Path;
 
 use super::exit;
-use crate::{render, Compiled, Source};
+use crate::pipeline::{Compiled, Source};
+use crate::render;
 
 /// Reads and compiles `file`, printing what went wrong on stderr.
 pub fn load(file: &Utf8Path, color: bool) -> Result<(Source, Compiled), i32> {
@@ -15,7 +16,7 @@ pub fn load(file: &Utf8Path, color: bool) -> Result<(Source, Compiled), i32> {
         eprintln!("error: {e}");
         exit::FAILED
     })?;
-    match crate::compile(&source, &base) {
+    match crate::pipeline::compile(&source, &base) {
         Ok(compiled) => Ok((source, compiled)),
         Err(diagnostics) => {
             eprint!(

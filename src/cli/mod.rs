@@ -1,7 +1,8 @@
 //! The `est` command line: argument parsing, dispatch, exit codes. Library code returns errors;
 //! only this module prints.
 
-mod front;
+pub mod args;
+pub mod front;
 
 use std::io::IsTerminal;
 
@@ -15,13 +16,19 @@ pub mod exit {
     pub const FAILED: i32 = 1;
     /// The command line itself was wrong.
     pub const USAGE: i32 = 2;
+    /// model_dir holds checkpoints of another model or optimizer.
+    pub const INCOMPATIBLE: i32 = 3;
+    /// Stopped by Ctrl-C, after writing a checkpoint.
+    pub const INTERRUPTED: i32 = 130;
 }
 
-const AFTER_HELP: &str = "\
+pub const AFTER_HELP: &str = "\
 Exit codes:
   0  success
   1  the pipeline has errors, or the run failed (the message says where)
   2  the command line is wrong
+  3  model_dir holds checkpoints of another model or optimizer
+  130  interrupted by Ctrl-C (a checkpoint was written first)
 
 Paths inside a .est file are relative to the folder that holds it.";
 
@@ -36,7 +43,7 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum Color {
+pub enum Color {
     Auto,
     Always,
     Never,
@@ -57,6 +64,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train: restore the latest checkpoint in model_dir, train, write checkpoints.
+    Train(args::TrainArgs),
+    /// Evaluate the latest checkpoint and print tf.estimator's metrics.
+    Evaluate(args::EvaluateArgs),
+    /// Predict rows of a CSV with the latest checkpoint.
+    Predict(args::PredictArgs),
+}
+
+pub fn use_color(choice: Color) -> bool {
+    match choice {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+    }
 }
 
 /// Runs the command line and returns the process exit code.
@@ -73,13 +94,52 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    let color = match cli.color {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
-    };
+    let color = use_color(cli.color);
     match cli.command {
         Command::Check { file } => front::check(&file, color),
         Command::Compile { file, json } => front::compile(&file, json, color),
+        Command::Train(_) | Command::Evaluate(_) | Command::Predict(_) => delegate(),
+    }
+}
+
+/// Hands the training commands to `est-torch`, beside this binary, which links libtorch.
+fn delegate() -> i32 {
+    let Some(torch) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("est-torch")))
+    else {
+        eprintln!("error: cannot find where est is installed");
+        return exit::FAILED;
+    };
+    if !torch.exists() {
+        eprintln!(
+            "error: training needs `{}`, which is not there: this est was built without libtorch \
+             (`--no-default-features`); build it with `scripts/demo` or `cargo build --release`",
+            torch.display()
+        );
+        return exit::FAILED;
+    }
+    let mut command = std::process::Command::new(&torch);
+    command.args(std::env::args_os().skip(1));
+    exec(command, &torch)
+}
+
+#[cfg(unix)]
+fn exec(mut command: std::process::Command, path: &std::path::Path) -> i32 {
+    use std::os::unix::process::CommandExt;
+    // Replaces this process, so signals and the exit code are est-torch's own.
+    let error = command.exec();
+    eprintln!("error: cannot run `{}`: {error}", path.display());
+    exit::FAILED
+}
+
+#[cfg(not(unix))]
+fn exec(mut command: std::process::Command, path: &std::path::Path) -> i32 {
+    match command.status() {
+        Ok(status) => status.code().unwrap_or(exit::FAILED),
+        Err(error) => {
+            eprintln!("error: cannot run `{}`: {error}", path.display());
+            exit::FAILED
+        }
     }
 }

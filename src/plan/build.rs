@@ -126,6 +126,37 @@ fn variables(
             _ => None,
         }
     };
+    // Statistics frozen at the first training, for the numeric columns the model reads directly.
+    let direct = dnn
+        .iter()
+        .flat_map(|d| &d.spec.inputs)
+        .chain(model.linear.iter().flat_map(|l| &l.inputs));
+    let mut normalized: Vec<&str> = Vec::new();
+    for name in direct {
+        let Some(f) = features.iter().find(|f| &f.feature.name == name) else {
+            continue;
+        };
+        let FeatureKind::Numeric { normalize, .. } = &f.feature.kind else {
+            continue;
+        };
+        let stats = match normalize {
+            Normalize::None => continue,
+            Normalize::Zscore => ["mean", "std"],
+            Normalize::Minmax => ["min", "max"],
+        };
+        if normalized.contains(&name.as_str()) {
+            continue;
+        }
+        normalized.push(name);
+        for stat in stats {
+            push(
+                format!("normalization/{name}/{stat}"),
+                vec![1],
+                false,
+                Scope::All,
+            );
+        }
+    }
     if let Some(dnn) = dnn {
         for input in &dnn.spec.inputs {
             if let Some(shape) = embedding_table(input) {

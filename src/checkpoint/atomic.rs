@@ -1,0 +1,31 @@
+//! Writes that either happen whole or not at all: a temporary file in the same folder, fsync,
+//! rename over the target, fsync of the folder.
+
+use std::fs::{self, File};
+use std::io::Write;
+
+use camino::Utf8Path;
+
+pub fn write(path: &Utf8Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Utf8Path::new("."));
+    let name = path.file_name().unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        // A failed write leaves no partial file behind; the target is untouched.
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Makes renames and removals in `dir` durable.
+pub fn sync_dir(dir: &Utf8Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,164 @@
+//! One checkpoint file: safetensors, readable by Python's `safetensors` package, with est's
+//! metadata (global step, data order, fingerprints, the full plan) under the `est` key of the
+//! header. The header can be read without reading any tensor.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+use camino::Utf8Path;
+use safetensors::tensor::{Dtype, View};
+use serde::{Deserialize, Serialize};
+
+use crate::data::order::DataOrder;
+use crate::plan::{Fingerprints, Plan};
+
+/// The header's `format` value; a checkpoint with another is refused.
+pub const FORMAT: &str = "est-checkpoint/1";
+
+/// A tensor copied off its device.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    /// Little-endian, row-major.
+    pub bytes: Vec<u8>,
+}
+
+impl HostTensor {
+    pub fn f32(shape: Vec<usize>, values: &[f32]) -> HostTensor {
+        HostTensor {
+            dtype: Dtype::F32,
+            shape,
+            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+
+    pub fn i64(shape: Vec<usize>, values: &[i64]) -> HostTensor {
+        HostTensor {
+            dtype: Dtype::I64,
+            shape,
+            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+
+    pub fn to_f32(&self) -> Option<Vec<f32>> {
+        (self.dtype == Dtype::F32).then(|| {
+            self.bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        })
+    }
+}
+
+impl View for &HostTensor {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// What a checkpoint says about itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub format: String,
+    pub global_step: u64,
+    pub data_order: DataOrder,
+    pub fingerprint: Fingerprints,
+    /// Seconds since the Unix epoch.
+    pub created: f64,
+    pub est_version: String,
+    /// The plan it was trained with, so a diff works when the old `.est` file is gone.
+    pub plan: Plan,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a safetensors file: {0}")]
+    NotSafetensors(String),
+    #[error("no est metadata in the header")]
+    NoMeta,
+    #[error("unreadable est metadata: {0}")]
+    BadMeta(String),
+    #[error("written in format `{0}`, which this est does not read")]
+    UnknownFormat(String),
+}
+
+/// The file's bytes for these tensors and this metadata.
+pub fn encode(meta: &Meta, tensors: &BTreeMap<String, HostTensor>) -> Result<Vec<u8>, FormatError> {
+    let json = serde_json::to_string(meta).map_err(|e| FormatError::BadMeta(e.to_string()))?;
+    let header = HashMap::from([("est".to_string(), json)]);
+    safetensors::tensor::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(header))
+        .map_err(|e| FormatError::NotSafetensors(e.to_string()))
+}
+
+/// Every tensor and the metadata.
+pub fn decode(bytes: &[u8]) -> Result<(Meta, BTreeMap<String, HostTensor>), FormatError> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
+    let meta = meta_from_header(bytes)?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        tensors.insert(
+            name,
+            HostTensor {
+                dtype: view.dtype(),
+                shape: view.shape().to_vec(),
+                bytes: view.data().to_vec(),
+            },
+        );
+    }
+    Ok((meta, tensors))
+}
+
+/// The metadata alone, reading only the header's bytes from the file.
+pub fn read_meta(path: &Utf8Path) -> Result<Meta, FormatError> {
+    let mut file = std::fs::File::open(path)?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)?;
+    let n = u64::from_le_bytes(len);
+    if n > 100_000_000 {
+        return Err(FormatError::NotSafetensors(format!("header of {n} bytes")));
+    }
+    let mut header = vec![0u8; n as usize + 8];
+    header[..8].copy_from_slice(&len);
+    file.read_exact(&mut header[8..])?;
+    meta_from_header(&header)
+}
+
+fn meta_from_header(bytes: &[u8]) -> Result<Meta, FormatError> {
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
+    let header = n
+        .and_then(|n| bytes.get(8..8 + n as usize))
+        .ok_or_else(|| FormatError::NotSafetensors("truncated header".into()))?;
+    #[derive(Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__")]
+        metadata: Option<HashMap<String, String>>,
+    }
+    let parsed: Header =
+        serde_json::from_slice(header).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
+    let json = parsed
+        .metadata
+        .and_then(|mut m| m.remove("est"))
+        .ok_or(FormatError::NoMeta)?;
+    let value: serde_json::Value =
+        serde_json::from_str(&json).map_err(|e| FormatError::BadMeta(e.to_string()))?;
+    let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
+    if format != FORMAT {
+        return Err(FormatError::UnknownFormat(format.to_string()));
+    }
+    serde_json::from_value(value).map_err(|e| FormatError::BadMeta(e.to_string()))
+}

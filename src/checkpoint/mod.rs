@@ -1,0 +1,312 @@
+//! model_dir on disk: checkpoint files and the manifest that names them (the counterpart of
+//! TensorFlow's `checkpoint` state file). Every write is atomic and the manifest is written last,
+//! so a crash at any instant leaves the previous latest checkpoint loadable. No libtorch here:
+//! tensors arrive as host bytes.
+
+pub mod atomic;
+pub mod format;
+pub mod time;
+
+use std::collections::BTreeMap;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use format::{HostTensor, Meta};
+
+use crate::plan::Fingerprints;
+
+pub const MANIFEST: &str = "manifest.yaml";
+
+/// The manifest: every retained checkpoint, oldest first, and which one is the latest.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub latest: Option<String>,
+    pub checkpoints: Vec<Entry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub file: String,
+    pub step: u64,
+    /// UTC, RFC 3339.
+    pub time: String,
+    /// Seconds since the Unix epoch.
+    pub created: f64,
+    pub size: u64,
+    pub sha256: String,
+    pub fingerprint: Fingerprints,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        action: &'static str,
+        path: Utf8PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{path}` is not a checkpoint est can read: {reason}")]
+    Corrupt { path: Utf8PathBuf, reason: String },
+    #[error("`{path}` is damaged: its SHA-256 is not the one the manifest recorded")]
+    Checksum { path: Utf8PathBuf },
+    #[error("`{path}` is unreadable: {reason}")]
+    BadManifest { path: Utf8PathBuf, reason: String },
+    #[error("no checkpoint in `{dir}` can be loaded: {reasons}")]
+    NoneLoadable { dir: Utf8PathBuf, reasons: String },
+}
+
+/// A loaded checkpoint, and warnings about newer ones that had to be passed over.
+pub struct Loaded {
+    pub entry: Entry,
+    pub meta: Meta,
+    pub tensors: BTreeMap<String, HostTensor>,
+    pub warnings: Vec<String>,
+}
+
+/// One model_dir.
+pub struct Store {
+    pub dir: Utf8PathBuf,
+}
+
+fn io<'a>(
+    action: &'static str,
+    path: &'a Utf8Path,
+) -> impl FnOnce(std::io::Error) -> CheckpointError + 'a {
+    move |source| CheckpointError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn file_name(step: u64) -> String {
+    format!("ckpt-{step}.safetensors")
+}
+
+impl Store {
+    /// The store in `dir`, which need not exist yet.
+    pub fn new(dir: &Utf8Path) -> Store {
+        Store {
+            dir: dir.to_owned(),
+        }
+    }
+
+    pub fn create(&self) -> Result<(), CheckpointError> {
+        std::fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))
+    }
+
+    /// The manifest, rebuilt from the checkpoint files when it is missing or unreadable.
+    /// `None` when the folder holds no checkpoint at all.
+    pub fn manifest(&self) -> Result<Option<Manifest>, CheckpointError> {
+        let path = self.dir.join(MANIFEST);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match serde_yaml::from_str::<Manifest>(&text) {
+                Ok(m) => Ok(Some(m)),
+                Err(_) => self.rebuild(),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.rebuild(),
+            Err(e) => Err(io("read", &path)(e)),
+        }
+    }
+
+    /// A manifest from the `ckpt-*.safetensors` files' own headers.
+    fn rebuild(&self) -> Result<Option<Manifest>, CheckpointError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("list", &self.dir)(e)),
+        };
+        let mut checkpoints = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("ckpt-") && name.ends_with(".safetensors")) {
+                continue;
+            }
+            let path = self.dir.join(&name);
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let Ok((meta, _)) = format::decode(&bytes) else {
+                continue;
+            };
+            checkpoints.push(Entry {
+                file: name,
+                step: meta.global_step,
+                time: time::rfc3339(meta.created),
+                created: meta.created,
+                size: bytes.len() as u64,
+                sha256: sha256_hex(&bytes),
+                fingerprint: meta.fingerprint,
+            });
+        }
+        if checkpoints.is_empty() {
+            return Ok(None);
+        }
+        checkpoints.sort_by_key(|e| e.step);
+        let latest = checkpoints.last().map(|e| e.file.clone());
+        Ok(Some(Manifest {
+            format: 1,
+            latest,
+            checkpoints,
+        }))
+    }
+
+    /// The latest checkpoint's manifest entry and metadata: the header only, no tensor.
+    pub fn latest_meta(&self) -> Result<Option<(Entry, Meta)>, CheckpointError> {
+        let Some(manifest) = self.manifest()? else {
+            return Ok(None);
+        };
+        let Some(entry) = latest_entry(&manifest) else {
+            return Ok(None);
+        };
+        let path = self.dir.join(&entry.file);
+        let meta = format::read_meta(&path).map_err(|e| CheckpointError::Corrupt {
+            path,
+            reason: e.to_string(),
+        })?;
+        Ok(Some((entry.clone(), meta)))
+    }
+
+    /// The newest checkpoint whose checksum holds, newest first; passed-over ones become warnings.
+    pub fn load_latest(&self) -> Result<Option<Loaded>, CheckpointError> {
+        let Some(manifest) = self.manifest()? else {
+            return Ok(None);
+        };
+        let mut warnings = Vec::new();
+        let mut order: Vec<&Entry> = manifest.checkpoints.iter().collect();
+        order.sort_by_key(|e| std::cmp::Reverse(e.step));
+        if let Some(latest) = latest_entry(&manifest) {
+            order.retain(|e| e.step <= latest.step);
+        }
+        for entry in order {
+            match self.load(entry) {
+                Ok((meta, tensors)) => {
+                    return Ok(Some(Loaded {
+                        entry: entry.clone(),
+                        meta,
+                        tensors,
+                        warnings,
+                    }))
+                }
+                Err(e) => warnings.push(format!("{e}; falling back to an older checkpoint")),
+            }
+        }
+        Err(CheckpointError::NoneLoadable {
+            dir: self.dir.clone(),
+            reasons: warnings.join("; "),
+        })
+    }
+
+    /// One checkpoint, its checksum verified.
+    pub fn load(
+        &self,
+        entry: &Entry,
+    ) -> Result<(Meta, BTreeMap<String, HostTensor>), CheckpointError> {
+        let path = self.dir.join(&entry.file);
+        let bytes = std::fs::read(&path).map_err(io("read", &path))?;
+        if sha256_hex(&bytes) != entry.sha256 {
+            return Err(CheckpointError::Checksum { path });
+        }
+        format::decode(&bytes).map_err(|e| CheckpointError::Corrupt {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes a checkpoint, then the manifest naming it, then removes what `keep` no longer
+    /// retains. Returns the new entry.
+    pub fn save(
+        &self,
+        meta: &Meta,
+        tensors: &BTreeMap<String, HostTensor>,
+        keep: impl Fn(&[Entry]) -> Vec<bool>,
+    ) -> Result<Entry, CheckpointError> {
+        self.create()?;
+        let name = file_name(meta.global_step);
+        let path = self.dir.join(&name);
+        let bytes = format::encode(meta, tensors).map_err(|e| CheckpointError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let entry = Entry {
+            file: name.clone(),
+            step: meta.global_step,
+            time: time::rfc3339(meta.created),
+            created: meta.created,
+            size: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+            fingerprint: meta.fingerprint.clone(),
+        };
+        atomic::write(&path, &bytes).map_err(io("write", &path))?;
+
+        let mut manifest = self.manifest()?.unwrap_or(Manifest {
+            format: 1,
+            latest: None,
+            checkpoints: vec![],
+        });
+        manifest.checkpoints.retain(|e| e.file != name);
+        manifest.checkpoints.push(entry.clone());
+        manifest.checkpoints.sort_by_key(|e| e.step);
+        let kept = keep(&manifest.checkpoints);
+        let mut removed = Vec::new();
+        let mut retained = Vec::new();
+        for (e, k) in manifest
+            .checkpoints
+            .drain(..)
+            .zip(kept.into_iter().chain(std::iter::repeat(true)))
+        {
+            // The checkpoint just written always stays: it is the latest.
+            if k || e.file == name {
+                retained.push(e);
+            } else {
+                removed.push(e);
+            }
+        }
+        manifest.checkpoints = retained;
+        manifest.latest = Some(name);
+        self.write_manifest(&manifest)?;
+        for e in removed {
+            let old = self.dir.join(&e.file);
+            if let Err(err) = std::fs::remove_file(&old) {
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    return Err(io("remove", &old)(err));
+                }
+            }
+        }
+        Ok(entry)
+    }
+
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), CheckpointError> {
+        let path = self.dir.join(MANIFEST);
+        let text = serde_yaml::to_string(manifest).map_err(|e| CheckpointError::BadManifest {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        atomic::write(&path, text.as_bytes()).map_err(io("write", &path))
+    }
+}
+
+fn latest_entry(manifest: &Manifest) -> Option<&Entry> {
+    match &manifest.latest {
+        Some(name) => manifest.checkpoints.iter().find(|e| &e.file == name),
+        None => manifest.checkpoints.iter().max_by_key(|e| e.step),
+    }
+}
+
+/// Keeps the newest `keep_max`.
+pub fn keep_newest(keep_max: u32) -> impl Fn(&[Entry]) -> Vec<bool> {
+    move |entries| {
+        let n = entries.len();
+        (0..n).map(|i| i + keep_max as usize >= n).collect()
+    }
+}

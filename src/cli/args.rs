@@ -1,0 +1,58 @@
+//! Arguments of the training commands, shared by `est` (for `--help`) and `est-torch` (which
+//! runs them).
+
+use camino::Utf8PathBuf;
+use clap::{Args, ValueEnum};
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// The .est file.
+    pub file: Utf8PathBuf,
+    /// Train this many more steps, whatever the file says.
+    #[arg(long, conflicts_with = "max_steps")]
+    pub steps: Option<u64>,
+    /// Train until the global step reaches this, whatever the file says.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Use this model_dir instead of the file's (relative to the current folder).
+    #[arg(long)]
+    pub model_dir: Option<Utf8PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EvaluateArgs {
+    /// The .est file.
+    pub file: Utf8PathBuf,
+    /// Evaluate on this CSV instead of the pipeline's `eval` file.
+    #[arg(long)]
+    pub data: Option<Utf8PathBuf>,
+    /// Print the metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Use this model_dir instead of the file's.
+    #[arg(long)]
+    pub model_dir: Option<Utf8PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PredictArgs {
+    /// The .est file.
+    pub file: Utf8PathBuf,
+    /// Rows to predict (a CSV; a label column is not needed). Default: the pipeline's `predict`.
+    #[arg(long)]
+    pub input: Option<Utf8PathBuf>,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    pub output: Option<Utf8PathBuf>,
+    #[arg(long, value_enum, default_value_t = PredictFormat::Jsonl)]
+    pub format: PredictFormat,
+    /// Use this model_dir instead of the file's.
+    #[arg(long)]
+    pub model_dir: Option<Utf8PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PredictFormat {
+    Jsonl,
+    Csv,
+}

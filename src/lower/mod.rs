@@ -1,0 +1,372 @@
+//! Plan to libtorch: the model's variables as named tensors (the plan's names and shapes,
+//! kernels `[in, out]` as tf.estimator stored them) and the forward pass over a batch of typed
+//! columns. Initialisation is tf.estimator's, drawn from est's own seeded generator so it is the
+//! same on every machine and device.
+
+mod inputs;
+
+use std::collections::HashMap;
+
+use tch::{Device, Kind, Tensor};
+
+pub use inputs::Inputs;
+
+use crate::data::hash::hash64;
+use crate::data::Table;
+use crate::plan::*;
+use crate::rng::Rng;
+use crate::train::optim::Done;
+
+/// One variable of the model.
+#[derive(Debug)]
+pub struct Param {
+    pub name: String,
+    pub tensor: Tensor,
+    pub trainable: bool,
+    pub part: Scope,
+}
+
+/// The model a plan describes, with its variables on one device.
+pub struct Model {
+    pub params: Vec<Param>,
+    index: HashMap<String, usize>,
+    features: Vec<FeaturePlan>,
+    dnn: Option<DnnPlan>,
+    linear: Option<LinearSpec>,
+    pub head: Head,
+    pub device: Device,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LowerError {
+    #[error("libtorch: {0}")]
+    Torch(String),
+    #[error("the plan has no variable `{0}`; this is a bug in est")]
+    MissingVariable(String),
+}
+
+impl From<tch::TchError> for LowerError {
+    fn from(e: tch::TchError) -> Self {
+        LowerError::Torch(torch_message(&e))
+    }
+}
+
+/// The first line of a libtorch error, without the C++ backtrace that follows it.
+pub fn torch_message(e: &tch::TchError) -> String {
+    let text = e.to_string();
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("unknown error");
+    first
+        .trim()
+        .trim_start_matches("Torch(\"")
+        .trim_end_matches("\")")
+        .to_string()
+}
+
+// Keeps weight-initialisation draws apart from other uses of the seed.
+const INIT: u64 = 0x696e_6974;
+
+impl Model {
+    /// The plan's variables, initialised: Glorot-uniform kernels, zero biases, truncated-normal
+    /// embeddings, zero linear weights, and normalisation statistics from `train`.
+    pub fn build(plan: &Plan, device: Device, train: Option<&Table>) -> Result<Model, LowerError> {
+        let seed = plan.train.seed;
+        let mut params = Vec::with_capacity(plan.model.variables.len());
+        for var in &plan.model.variables {
+            let shape: Vec<i64> = var.shape.iter().map(|&d| d as i64).collect();
+            let count: usize = var.shape.iter().product::<u64>() as usize;
+            let mut rng = Rng::derived(seed, &[INIT, hash64(var.name.as_bytes())]);
+            let leaf = var.name.rsplit('/').next().unwrap_or("");
+            let values: Vec<f32> = match leaf {
+                "kernel" => {
+                    let limit = (6.0 / (var.shape[0] + var.shape[1]) as f64).sqrt();
+                    (0..count)
+                        .map(|_| ((rng.next_f64() * 2.0 - 1.0) * limit) as f32)
+                        .collect()
+                }
+                "embedding_weights" => {
+                    let std = 1.0 / (var.shape[1] as f64).sqrt();
+                    (0..count)
+                        .map(|_| (truncated_normal(&mut rng) * std) as f32)
+                        .collect()
+                }
+                "gamma" | "moving_variance" | "std" => vec![1.0; count],
+                _ => vec![0.0; count],
+            };
+            let mut values = values;
+            if var.name.starts_with("normalization/") {
+                if let Some(table) = train {
+                    values = normalization_init(&var.name, table, count);
+                }
+            }
+            let tensor = Tensor::f_from_slice(&values)?
+                .f_reshape(&shape)?
+                .f_to_device(device)?;
+            let tensor = if var.trainable {
+                tensor.f_set_requires_grad(true)?
+            } else {
+                tensor
+            };
+            params.push(Param {
+                name: var.name.clone(),
+                tensor,
+                trainable: var.trainable,
+                part: var.part,
+            });
+        }
+        let index = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), i))
+            .collect();
+        Ok(Model {
+            params,
+            index,
+            features: plan.features.clone(),
+            dnn: plan.model.dnn.clone(),
+            linear: plan.model.linear.clone(),
+            head: plan.model.head.clone(),
+            device,
+        })
+    }
+
+    pub fn param(&self, name: &str) -> Result<&Tensor, LowerError> {
+        self.index
+            .get(name)
+            .map(|&i| &self.params[i].tensor)
+            .ok_or_else(|| LowerError::MissingVariable(name.into()))
+    }
+
+    fn feature(&self, name: &str) -> Option<&FeaturePlan> {
+        self.features.iter().find(|f| f.feature.name == name)
+    }
+
+    /// Logits `[batch, head.logits]`. `step` seeds dropout, so a resumed run drops the same units.
+    pub fn forward(
+        &self,
+        x: &Inputs,
+        training: bool,
+        step: u64,
+        seed: u64,
+    ) -> Result<Tensor, LowerError> {
+        let mut logits: Option<Tensor> = None;
+        if let Some(dnn) = &self.dnn {
+            logits = Some(self.dnn_logits(dnn, x, training, step, seed)?);
+        }
+        if let Some(linear) = &self.linear {
+            let l = self.linear_logits(linear, x)?;
+            logits = Some(match logits {
+                Some(d) => d.f_add(&l)?,
+                None => l,
+            });
+        }
+        logits.ok_or_else(|| LowerError::MissingVariable("dnn/logits/kernel".into()))
+    }
+
+    fn dnn_logits(
+        &self,
+        dnn: &DnnPlan,
+        x: &Inputs,
+        training: bool,
+        step: u64,
+        seed: u64,
+    ) -> Result<Tensor, LowerError> {
+        let mut parts = Vec::with_capacity(dnn.spec.inputs.len());
+        for name in &dnn.spec.inputs {
+            parts.push(self.dense(name, x, "dnn/input_from_feature_columns/input_layer")?);
+        }
+        let mut h = if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Tensor::f_cat(&parts, 1)?
+        };
+        if training && dnn.spec.dropout > 0.0 {
+            // One seed per step: dropout masks are a function of (seed, step), not of history.
+            tch::manual_seed((crate::rng::mix(seed ^ step.wrapping_mul(0x9e37_79b9)) >> 1) as i64);
+        }
+        for i in 0..dnn.spec.hidden_units.len() {
+            let kernel = self.param(&format!("dnn/hiddenlayer_{i}/kernel"))?;
+            let bias = self.param(&format!("dnn/hiddenlayer_{i}/bias"))?;
+            h = activate(&bias.f_addmm(&h, kernel)?, dnn.spec.activation)?;
+            if training && dnn.spec.dropout > 0.0 {
+                h = h.f_dropout(dnn.spec.dropout, true)?;
+            }
+            if dnn.spec.batch_norm {
+                let p = format!("dnn/hiddenlayer_{i}/batchnorm_{i}");
+                // tf.layers.batch_normalization(momentum=0.999, epsilon=1e-3); torch's
+                // momentum is the weight of the new batch.
+                h = h.f_batch_norm(
+                    Some(self.param(&format!("{p}/gamma"))?),
+                    Some(self.param(&format!("{p}/beta"))?),
+                    Some(self.param(&format!("{p}/moving_mean"))?),
+                    Some(self.param(&format!("{p}/moving_variance"))?),
+                    training,
+                    0.001,
+                    1e-3,
+                    false,
+                )?;
+            }
+        }
+        let kernel = self.param("dnn/logits/kernel")?;
+        let bias = self.param("dnn/logits/bias")?;
+        Ok(bias.f_addmm(&h, kernel)?)
+    }
+
+    fn linear_logits(&self, linear: &LinearSpec, x: &Inputs) -> Result<Tensor, LowerError> {
+        let prefix = "linear/linear_model";
+        let mut sum = self
+            .param(&format!("{prefix}/bias_weights"))?
+            .f_unsqueeze(0)?;
+        for name in &linear.inputs {
+            let weights = self.param(&format!("{prefix}/{name}/weights"))?;
+            let feature = self
+                .feature(name)
+                .ok_or_else(|| LowerError::MissingVariable(name.clone()))?;
+            let part = match &feature.feature.kind {
+                FeatureKind::Categorical { .. }
+                | FeatureKind::Bucketized { .. }
+                | FeatureKind::Crossed { .. } => embed(weights, x.ids(name)?, Combiner::Sum)?,
+                FeatureKind::Indicator { source } => embed(weights, x.ids(source)?, Combiner::Sum)?,
+                FeatureKind::Numeric { .. } | FeatureKind::Embedding { .. } => {
+                    self.dense(name, x, prefix)?.f_mm(weights)?
+                }
+            };
+            sum = sum.f_add(&part)?;
+        }
+        Ok(sum)
+    }
+
+    /// The dense value of a column: normalised numbers, one-hot buckets, multi-hot indicators or
+    /// combined embeddings. `scope` is where its embedding table lives.
+    fn dense(&self, name: &str, x: &Inputs, scope: &str) -> Result<Tensor, LowerError> {
+        let feature = self
+            .feature(name)
+            .ok_or_else(|| LowerError::MissingVariable(name.into()))?;
+        match &feature.feature.kind {
+            FeatureKind::Numeric { normalize, .. } => {
+                let values = x.numeric(name)?;
+                match normalize {
+                    Normalize::None => Ok(values.shallow_clone()),
+                    Normalize::Zscore => {
+                        let mean = self.param(&format!("normalization/{name}/mean"))?;
+                        let std = self.param(&format!("normalization/{name}/std"))?;
+                        Ok(values.f_sub(mean)?.f_div(std)?)
+                    }
+                    Normalize::Minmax => {
+                        let min = self.param(&format!("normalization/{name}/min"))?;
+                        let max = self.param(&format!("normalization/{name}/max"))?;
+                        Ok(values.f_sub(min)?.f_div(&max.f_sub(min)?)?)
+                    }
+                }
+            }
+            FeatureKind::Bucketized { .. } => multi_hot(x.ids(name)?, feature.width as i64),
+            FeatureKind::Indicator { source } => multi_hot(x.ids(source)?, feature.width as i64),
+            FeatureKind::Embedding {
+                source, combiner, ..
+            } => {
+                let table = self.param(&format!("{scope}/{name}/embedding_weights"))?;
+                embed(table, x.ids(source)?, *combiner)
+            }
+            FeatureKind::Categorical { .. } | FeatureKind::Crossed { .. } => Err(
+                LowerError::MissingVariable(format!("{name} (a sparse column in a dense layer)")),
+            ),
+        }
+    }
+}
+
+fn normalization_init(name: &str, table: &Table, count: usize) -> Vec<f32> {
+    let column = name
+        .trim_start_matches("normalization/")
+        .rsplit_once('/')
+        .map_or("", |(c, _)| c);
+    let Some(values) = table.numeric.get(column) else {
+        return vec![0.0; count];
+    };
+    let s = values.stats;
+    let value = match name.rsplit('/').next() {
+        Some("mean") => s.mean,
+        // A constant column would divide by zero; leave it unscaled instead.
+        Some("std") => {
+            if s.std > 0.0 {
+                s.std
+            } else {
+                1.0
+            }
+        }
+        Some("min") => s.min,
+        Some("max") => {
+            if s.max > s.min {
+                s.max
+            } else {
+                s.min + 1.0
+            }
+        }
+        _ => 0.0,
+    };
+    vec![value as f32; count]
+}
+
+/// tf.truncated_normal: a standard normal redrawn beyond two standard deviations.
+fn truncated_normal(rng: &mut Rng) -> f64 {
+    loop {
+        let x = rng.normal();
+        if x.abs() <= 2.0 {
+            return x;
+        }
+    }
+}
+
+fn activate(x: &Tensor, activation: Activation) -> Result<Tensor, tch::TchError> {
+    match activation {
+        Activation::Relu => x.f_relu(),
+        Activation::Relu6 => x.f_relu6(),
+        Activation::Elu => x.f_elu(),
+        Activation::Selu => x.f_selu(),
+        Activation::Gelu => x.f_gelu("none"),
+        Activation::Tanh => x.f_tanh(),
+        Activation::Sigmoid => x.f_sigmoid(),
+        Activation::Swish => x.f_silu(),
+        // tf.nn.leaky_relu's slope, 0.2.
+        Activation::LeakyRelu => x.f_maximum(&x.f_mul_scalar(0.2)?),
+        Activation::Linear => Ok(x.shallow_clone()),
+    }
+}
+
+/// Rows of `table` picked by `ids` `[batch, k]` (`-1` is no id), combined per row.
+fn embed(table: &Tensor, ids: &Tensor, combiner: Combiner) -> Result<Tensor, LowerError> {
+    let (batch, k) = ids.size2()?;
+    let dim = table.size()[1];
+    let mask = ids.f_ge(0)?;
+    let rows = table
+        .f_index_select(0, &ids.f_clamp_min(0)?.f_view([-1])?)?
+        .f_view([batch, k, dim])?;
+    let maskf = mask.f_to_kind(Kind::Float)?;
+    let summed = rows
+        .f_mul(&maskf.f_unsqueeze(2)?)?
+        .f_sum_dim_intlist(1, false, Kind::Float)?;
+    match combiner {
+        Combiner::Sum => Ok(summed),
+        Combiner::Mean => Ok(summed.f_div(
+            &maskf
+                .f_sum_dim_intlist(1, true, Kind::Float)?
+                .f_clamp_min(1.0)?,
+        )?),
+        Combiner::Sqrtn => Ok(summed.f_div(
+            &maskf
+                .f_sum_dim_intlist(1, true, Kind::Float)?
+                .f_clamp_min(1.0)?
+                .f_sqrt()?,
+        )?),
+    }
+}
+
+/// Counts of each id per row, `[batch, width]`.
+fn multi_hot(ids: &Tensor, width: i64) -> Result<Tensor, LowerError> {
+    let (batch, _) = ids.size2()?;
+    let mask = ids.f_ge(0)?.f_to_kind(Kind::Float)?;
+    let mut out = Tensor::f_zeros([batch, width], (Kind::Float, ids.device()))?;
+    out.f_scatter_add_(1, &ids.f_clamp_min(0)?, &mask).done()?;
+    Ok(out)
+}

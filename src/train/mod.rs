@@ -1,0 +1,587 @@
+//! Plan to trained checkpoints: restores the latest checkpoint in model_dir (weights, optimizer
+//! state, data order, global step), trains, evaluates and predicts. A resumed run continues
+//! bit for bit where the previous one stopped.
+
+pub mod evaluate;
+pub mod optim;
+pub mod predict;
+pub mod schedule;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use tch::{Device, Kind, Tensor};
+
+use crate::checkpoint::{self, CheckpointError, Entry, HostTensor, Meta, Store};
+use crate::data::order::{Batcher, DataOrder};
+use crate::data::{self, DataError, Purpose, Table};
+use crate::lower::{torch_message, Inputs, LowerError, Model};
+use crate::plan::*;
+use optim::OptimizerState;
+
+pub use evaluate::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("libtorch: {0}")]
+    Torch(String),
+    #[error("{0}")]
+    Lower(String),
+    #[error(
+        "the latest checkpoint in `{dir}` was trained with another model (fingerprint {old}, this pipeline has {new})"
+    )]
+    IncompatibleModel {
+        dir: Utf8PathBuf,
+        old: String,
+        new: String,
+    },
+    #[error(
+        "the latest checkpoint in `{dir}` holds state of another optimizer (fingerprint {old}, this pipeline has {new})"
+    )]
+    IncompatibleOptimizer {
+        dir: Utf8PathBuf,
+        old: String,
+        new: String,
+    },
+    #[error("`{name}` in `{path}` has shape {found:?}, the plan says {expected:?}")]
+    ShapeMismatch {
+        path: Utf8PathBuf,
+        name: String,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+    },
+    #[error("`{path}` lacks the tensor `{name}`")]
+    MissingTensor { path: Utf8PathBuf, name: String },
+    #[error("no checkpoint in `{dir}`: train first with `est train`")]
+    NoCheckpoint { dir: Utf8PathBuf },
+    #[error("the pipeline names no eval data: set `eval` in `data` or pass --data")]
+    NoEvalData,
+    #[error("device `{0}`: {1}")]
+    Device(String, String),
+    #[error("the loss became {value} at step {step}; nothing after step {last_good} was saved")]
+    NonFiniteLoss {
+        step: u64,
+        value: f64,
+        last_good: u64,
+    },
+}
+
+impl From<tch::TchError> for TrainError {
+    fn from(e: tch::TchError) -> Self {
+        TrainError::Torch(torch_message(&e))
+    }
+}
+
+impl From<LowerError> for TrainError {
+    fn from(e: LowerError) -> Self {
+        TrainError::Lower(e.to_string())
+    }
+}
+
+/// What the command line may override.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub steps: Option<u64>,
+    pub max_steps: Option<u64>,
+    pub model_dir: Option<Utf8PathBuf>,
+}
+
+/// Where training stands, for whoever shows it. Library code prints nothing itself.
+pub trait Progress {
+    fn restored(&mut self, _entry: &Entry, _warnings: &[String]) {}
+    fn started(&mut self, _from: u64, _to: u64) {}
+    /// Every step; `loss` only every `log_every` steps, where reading it costs a device sync.
+    fn step(&mut self, _step: u64, _loss: Option<f64>) {}
+    fn saved(&mut self, _entry: &Entry) {}
+    fn evaluated(&mut self, _metrics: &Metrics) {}
+    fn note(&mut self, _text: &str) {}
+}
+
+/// How a run ended.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub from_step: u64,
+    pub to_step: u64,
+    pub seconds: f64,
+    pub last_loss: Option<f64>,
+    pub checkpoint: Option<Entry>,
+    pub interrupted: bool,
+    pub model_dir: Utf8PathBuf,
+}
+
+pub fn model_dir(plan: &Plan, opts_dir: Option<&Utf8Path>) -> Utf8PathBuf {
+    opts_dir.map_or_else(|| plan.checkpoint.model_dir.clone(), Utf8Path::to_owned)
+}
+
+/// The device the plan asks for, if this machine has it.
+pub fn device(plan: &Plan) -> Result<Device, TrainError> {
+    match plan.train.device {
+        crate::plan::Device::Cpu => Ok(Device::Cpu),
+        crate::plan::Device::Auto => Ok(if tch::Cuda::is_available() {
+            Device::Cuda(0)
+        } else {
+            Device::Cpu
+        }),
+        crate::plan::Device::Cuda(index) => {
+            let i = index.unwrap_or(0);
+            let name = String::from(plan.train.device.clone());
+            if !tch::Cuda::is_available() {
+                return Err(TrainError::Device(
+                    name,
+                    "CUDA is not available on this machine".into(),
+                ));
+            }
+            if i as i64 >= tch::Cuda::device_count() {
+                return Err(TrainError::Device(
+                    name,
+                    format!(
+                        "this machine has {} CUDA devices",
+                        tch::Cuda::device_count()
+                    ),
+                ));
+            }
+            Ok(Device::Cuda(i))
+        }
+    }
+}
+
+/// A model with the optimizer state and position it was saved with.
+pub struct Session {
+    pub model: Model,
+    pub optimizers: Vec<OptimizerState>,
+    pub global_step: u64,
+    pub data_order: DataOrder,
+}
+
+/// Checks the latest checkpoint's fingerprints against the plan, reading only its header.
+fn guard(plan: &Plan, store: &Store, check_optimizer: bool) -> Result<(), TrainError> {
+    let Some((_, meta)) = store.latest_meta()? else {
+        return Ok(());
+    };
+    if meta.fingerprint.model != plan.fingerprint.model {
+        return Err(TrainError::IncompatibleModel {
+            dir: store.dir.clone(),
+            old: meta.fingerprint.model,
+            new: plan.fingerprint.model.clone(),
+        });
+    }
+    if check_optimizer && meta.fingerprint.optimizer != plan.fingerprint.optimizer {
+        return Err(TrainError::IncompatibleOptimizer {
+            dir: store.dir.clone(),
+            old: meta.fingerprint.optimizer,
+            new: plan.fingerprint.optimizer.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn optimizers_for(plan: &Plan, model: &Model) -> Result<Vec<OptimizerState>, TrainError> {
+    let mut out = Vec::new();
+    for config in &plan.optimizers {
+        let indexes: Vec<usize> = model
+            .params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.trainable && (config.scope == Scope::All || p.part == config.scope))
+            .map(|(i, _)| i)
+            .collect();
+        let like: Vec<&Tensor> = indexes.iter().map(|&i| &model.params[i].tensor).collect();
+        out.push(OptimizerState::new(config, indexes, &like)?);
+    }
+    Ok(out)
+}
+
+/// Copies `src` into `dst` after checking its shape exactly (libtorch would broadcast).
+fn restore_tensor(
+    path: &Utf8Path,
+    name: &str,
+    dst: &Tensor,
+    tensors: &BTreeMap<String, HostTensor>,
+) -> Result<(), TrainError> {
+    let src = tensors.get(name).ok_or_else(|| TrainError::MissingTensor {
+        path: path.to_owned(),
+        name: name.into(),
+    })?;
+    let expected: Vec<usize> = dst.size().iter().map(|&d| d as usize).collect();
+    if src.shape != expected {
+        return Err(TrainError::ShapeMismatch {
+            path: path.to_owned(),
+            name: name.into(),
+            found: src.shape.clone(),
+            expected,
+        });
+    }
+    let kind = match src.dtype {
+        safetensors::Dtype::I64 => Kind::Int64,
+        _ => Kind::Float,
+    };
+    let shape: Vec<i64> = expected.iter().map(|&d| d as i64).collect();
+    let host = Tensor::f_from_data_size(&src.bytes, &shape, kind)?;
+    let _guard = tch::no_grad_guard();
+    let mut dst = dst.shallow_clone();
+    dst.f_copy_(&host)?;
+    Ok(())
+}
+
+impl Session {
+    /// A fresh model, initialised from the plan and the training table's statistics.
+    pub fn fresh(
+        plan: &Plan,
+        device: Device,
+        train: Option<&Table>,
+    ) -> Result<Session, TrainError> {
+        let model = Model::build(plan, device, train)?;
+        let optimizers = optimizers_for(plan, &model)?;
+        Ok(Session {
+            model,
+            optimizers,
+            global_step: 0,
+            data_order: DataOrder::default(),
+        })
+    }
+
+    /// The latest checkpoint in `store`, after the fingerprint guard; `None` when there is none.
+    pub fn restore(
+        plan: &Plan,
+        store: &Store,
+        device: Device,
+        with_optimizer: bool,
+    ) -> Result<Option<(Session, Entry, Vec<String>)>, TrainError> {
+        guard(plan, store, with_optimizer)?;
+        let Some(loaded) = store.load_latest()? else {
+            return Ok(None);
+        };
+        let path = store.dir.join(&loaded.entry.file);
+        let mut session = Session::fresh(plan, device, None)?;
+        for p in &session.model.params {
+            restore_tensor(&path, &p.name, &p.tensor, &loaded.tensors)?;
+        }
+        if with_optimizer {
+            for opt in &mut session.optimizers {
+                let scope = opt.config.scope;
+                let slot_names = opt.config.kind.slots();
+                for (k, &pi) in opt.params.iter().enumerate() {
+                    for (s, slot) in slot_names.iter().enumerate() {
+                        let name =
+                            OptimizerState::slot_name(scope, &session.model.params[pi].name, slot);
+                        restore_tensor(&path, &name, &opt.slots[k][s], &loaded.tensors)?;
+                    }
+                }
+                let step_name = OptimizerState::step_name(scope);
+                let step =
+                    loaded
+                        .tensors
+                        .get(&step_name)
+                        .ok_or_else(|| TrainError::MissingTensor {
+                            path: path.clone(),
+                            name: step_name.clone(),
+                        })?;
+                opt.step = step.bytes.get(..8).map_or(0, |b| {
+                    i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                });
+            }
+        }
+        session.global_step = loaded.meta.global_step;
+        session.data_order = loaded.meta.data_order;
+        Ok(Some((session, loaded.entry, loaded.warnings)))
+    }
+
+    /// Every tensor a checkpoint holds, copied to the host.
+    pub fn host_tensors(&self) -> Result<BTreeMap<String, HostTensor>, TrainError> {
+        let mut out = BTreeMap::new();
+        for p in &self.model.params {
+            out.insert(p.name.clone(), to_host(&p.tensor)?);
+        }
+        for opt in &self.optimizers {
+            let scope = opt.config.scope;
+            for (k, &pi) in opt.params.iter().enumerate() {
+                for (slot, t) in opt.config.kind.slots().iter().zip(&opt.slots[k]) {
+                    out.insert(
+                        OptimizerState::slot_name(scope, &self.model.params[pi].name, slot),
+                        to_host(t)?,
+                    );
+                }
+            }
+            out.insert(
+                OptimizerState::step_name(scope),
+                HostTensor::i64(vec![], &[opt.step]),
+            );
+        }
+        out.insert(
+            "global_step".into(),
+            HostTensor::i64(vec![], &[self.global_step as i64]),
+        );
+        Ok(out)
+    }
+
+    pub fn save(&self, plan: &Plan, store: &Store) -> Result<Entry, TrainError> {
+        let meta = Meta {
+            format: checkpoint::format::FORMAT.into(),
+            global_step: self.global_step,
+            data_order: self.data_order,
+            fingerprint: plan.fingerprint.clone(),
+            created: checkpoint::time::now(),
+            est_version: env!("CARGO_PKG_VERSION").into(),
+            plan: plan.clone(),
+        };
+        Ok(store.save(
+            &meta,
+            &self.host_tensors()?,
+            checkpoint::keep_newest(plan.checkpoint.keep_max),
+        )?)
+    }
+}
+
+fn to_host(t: &Tensor) -> Result<HostTensor, TrainError> {
+    let t = t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?;
+    let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+    let numel = t.numel();
+    let (dtype, size) = match t.kind() {
+        Kind::Int64 => (safetensors::Dtype::I64, 8),
+        _ => (safetensors::Dtype::F32, 4),
+    };
+    let mut bytes = vec![0u8; numel * size];
+    t.f_copy_data_u8(&mut bytes, numel)?;
+    Ok(HostTensor {
+        dtype,
+        shape,
+        bytes,
+    })
+}
+
+/// Mean loss of a batch, as the head defines it.
+pub fn batch_loss(head: &Head, logits: &Tensor, x: &Inputs) -> Result<Tensor, TrainError> {
+    Ok(example_losses(head, logits, x)?.f_mean(Kind::Float)?)
+}
+
+/// One loss per example: softmax cross entropy, sigmoid cross entropy or squared error.
+pub fn example_losses(head: &Head, logits: &Tensor, x: &Inputs) -> Result<Tensor, TrainError> {
+    let labels = x.labels.as_ref().ok_or(TrainError::NoEvalData)?;
+    Ok(match head.kind {
+        HeadKind::MultiClass => logits
+            .f_log_softmax(1, Kind::Float)?
+            .f_gather(1, &labels.f_unsqueeze(1)?, false)?
+            .f_squeeze_dim(1)?
+            .f_neg()?,
+        HeadKind::Binary => logits
+            .f_squeeze_dim(1)?
+            .f_binary_cross_entropy_with_logits::<Tensor>(
+                &labels.f_to_kind(Kind::Float)?,
+                None,
+                None,
+                tch::Reduction::None,
+            )?,
+        HeadKind::Regression => {
+            let d = logits.f_squeeze_dim(1)?.f_sub(labels)?;
+            d.f_mul(&d)?
+        }
+    })
+}
+
+/// Steps this run takes from `global_step`, and how many rows its last batch may hold.
+fn plan_steps(plan: &Plan, opts: &RunOptions, global_step: u64, rows: u64) -> (u64, Option<u64>) {
+    let batch = plan.train.batch_size as u64;
+    if let Some(steps) = opts.steps {
+        return (steps, None);
+    }
+    if let Some(max) = opts.max_steps {
+        return (max.saturating_sub(global_step), None);
+    }
+    match plan.train.length {
+        TrainLength::Steps { steps } => (steps, None),
+        TrainLength::MaxSteps { max_steps } => (max_steps.saturating_sub(global_step), None),
+        TrainLength::Epochs { epochs } => {
+            let total = epochs * rows;
+            (total.div_ceil(batch), Some(total))
+        }
+    }
+}
+
+fn due(cadence: &Cadence, step: u64, last_step: u64, last_time: Instant) -> bool {
+    match cadence {
+        Cadence::Steps { steps } => step >= last_step + steps,
+        Cadence::Seconds { seconds } => last_time.elapsed().as_secs_f64() >= *seconds,
+    }
+}
+
+/// Trains as the plan says, from the latest checkpoint in model_dir if there is one.
+pub fn run(
+    plan: &Plan,
+    opts: &RunOptions,
+    progress: &mut dyn Progress,
+    stop: &AtomicBool,
+) -> Result<Summary, TrainError> {
+    let dir = model_dir(plan, opts.model_dir.as_deref());
+    let store = Store::new(&dir);
+    let device = device(plan)?;
+    let table = data::load(plan, &plan.data.train, Purpose::Labelled)?;
+    if table.skipped > 0 {
+        progress.note(&format!(
+            "skipped {} bad rows of `{}`; the first: {}",
+            table.skipped,
+            plan.data.train,
+            table.first_skipped.as_deref().unwrap_or("")
+        ));
+    }
+    let eval_table = match (&plan.eval.every, &plan.data.eval) {
+        (Some(_), Some(path)) => Some(data::load(plan, path, Purpose::Labelled)?),
+        _ => None,
+    };
+    let mut session = match Session::restore(plan, &store, device, true)? {
+        Some((session, entry, warnings)) => {
+            progress.restored(&entry, &warnings);
+            session
+        }
+        None => Session::fresh(plan, device, Some(&table))?,
+    };
+    let inputs = Inputs::from_table(&table, device)?;
+    let eval_inputs = eval_table
+        .as_ref()
+        .map(|t| Inputs::from_table(t, device))
+        .transpose()?;
+
+    let from = session.global_step;
+    let (steps, row_budget) = plan_steps(plan, opts, from, table.rows as u64);
+    let to = from + steps;
+    progress.started(from, to);
+    let start = Instant::now();
+
+    let mut last_saved = store.latest_meta()?.map(|(e, _)| e);
+    if last_saved.as_ref().map(|e| e.step) != Some(from) {
+        last_saved = Some(session.save(plan, &store)?);
+        if let Some(e) = &last_saved {
+            progress.saved(e);
+        }
+    }
+    let mut last_save_step = from;
+    let mut last_save_time = Instant::now();
+    let mut last_eval_step = from;
+    let mut last_eval_time = Instant::now();
+
+    let mut batcher = Batcher::new(
+        table.rows,
+        plan.train.seed,
+        plan.train.shuffle,
+        session.data_order,
+    );
+    let batch_size = plan.train.batch_size;
+    let mut rows_left = row_budget;
+    let mut indices = Vec::with_capacity(batch_size);
+    let mut last_loss = None;
+    let mut interrupted = false;
+    let log_every = plan.summaries.log_every;
+    let trainable: Vec<usize> = (0..session.model.params.len())
+        .filter(|&i| session.model.params[i].trainable)
+        .collect();
+
+    while session.global_step < to {
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        let count = rows_left.map_or(batch_size, |left| (left as usize).min(batch_size));
+        batcher.next(count, &mut indices);
+        if let Some(left) = rows_left.as_mut() {
+            *left -= count as u64;
+        }
+        let index = Tensor::f_from_slice(&indices)?.f_to_device(device)?;
+        let x = inputs.gather(&index)?;
+        let logits = session
+            .model
+            .forward(&x, true, session.global_step, plan.train.seed)?;
+        let loss = batch_loss(&session.model.head, &logits, &x)?;
+        for &i in &trainable {
+            session.model.params[i].tensor.zero_grad();
+        }
+        loss.f_backward()?;
+        for opt in &mut session.optimizers {
+            let params: Vec<Tensor> = opt
+                .params
+                .iter()
+                .map(|&i| session.model.params[i].tensor.shallow_clone())
+                .collect();
+            let grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
+            if let Some(clip) = opt.config.clip_norm {
+                optim::clip_global_norm(&grads, clip)?;
+            }
+            let lr = schedule::learning_rate(
+                opt.config.learning_rate,
+                opt.config.decay.as_ref(),
+                session.global_step,
+            );
+            opt.apply(&params, &grads, lr)?;
+        }
+        session.global_step += 1;
+        session.data_order = batcher.order();
+        let step = session.global_step;
+
+        let save_now = step < to
+            && due(
+                &plan.checkpoint.save_every,
+                step,
+                last_save_step,
+                last_save_time,
+            );
+        let log_now = step == from + 1 || step % log_every == 0 || step == to;
+        // Reading the loss syncs with the device: only when it is logged or about to be saved.
+        let loss_value = if log_now || save_now {
+            let value = loss.f_double_value(&[])?;
+            if !value.is_finite() {
+                return Err(TrainError::NonFiniteLoss {
+                    step,
+                    value,
+                    last_good: last_save_step,
+                });
+            }
+            last_loss = Some(value);
+            Some(value)
+        } else {
+            None
+        };
+        progress.step(step, loss_value.filter(|_| log_now));
+
+        if save_now {
+            let entry = session.save(plan, &store)?;
+            progress.saved(&entry);
+            last_saved = Some(entry);
+            last_save_step = step;
+            last_save_time = Instant::now();
+        }
+        if let (Some(every), Some(eval)) = (&plan.eval.every, &eval_inputs) {
+            if due(every, step, last_eval_step, last_eval_time) {
+                let values = evaluate::evaluate_model(
+                    &session.model,
+                    eval,
+                    plan.eval.batch_size,
+                    plan.eval.steps,
+                )?;
+                progress.evaluated(&Metrics {
+                    global_step: step,
+                    values,
+                });
+                last_eval_step = step;
+                last_eval_time = Instant::now();
+            }
+        }
+    }
+    if last_saved.as_ref().map(|e| e.step) != Some(session.global_step) {
+        let entry = session.save(plan, &store)?;
+        progress.saved(&entry);
+        last_saved = Some(entry);
+    }
+    Ok(Summary {
+        from_step: from,
+        to_step: session.global_step,
+        seconds: start.elapsed().as_secs_f64(),
+        last_loss,
+        checkpoint: last_saved,
+        interrupted,
+        model_dir: dir,
+    })
+}
