@@ -5,3 +5,7 @@ mod common;
 mod compile;
 mod fingerprint;
 mod fuzz;
+#[cfg(feature = "torch")]
+mod optimizers;
+#[cfg(feature = "torch")]
+mod training;
