@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod compile;
+mod data;
 mod fingerprint;
 mod fuzz;
 #[cfg(feature = "torch")]

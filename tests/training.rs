@@ -425,3 +425,191 @@ fn a_missing_file_is_named() {
         "error: no checkpoint in `empty`: train first with `est train`\n"
     );
 }
+
+#[test]
+fn ctrl_c_writes_a_checkpoint_and_exits_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let file = root().join("pipelines/iris.est");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_est"))
+        .args([
+            "train",
+            file.as_str(),
+            "--steps",
+            "100000000",
+            "--model-dir",
+            "m",
+        ])
+        .current_dir(tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Wait until training is under way, past the first log lines.
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("step = 300,") {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{rest:?}");
+    let summary = text(&out.stdout);
+    assert!(
+        summary.starts_with("interrupted iris: step 0 → "),
+        "{summary}"
+    );
+    let step: u64 = summary
+        .split(" → ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(step >= 300);
+    let (meta, _) = latest(&tmp.path().join("m"));
+    assert_eq!(
+        meta.global_step, step,
+        "the checkpoint is not at the step training stopped"
+    );
+    let again = est(
+        tmp.path(),
+        &["train", file.as_str(), "--steps", "1", "--model-dir", "m"],
+    );
+    ok(&again);
+    assert!(text(&again.stderr).contains(&format!("restored ckpt-{step}.safetensors")));
+}
+
+fn train_and_evaluate(pipeline: &str, args: &[&str]) -> serde_json::Value {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("p.est"), pipeline).unwrap();
+    let mut train = vec!["train", "p.est"];
+    train.extend_from_slice(args);
+    ok(&est(tmp.path(), &train));
+    evaluate_json(tmp.path(), &["p.est"])
+}
+
+#[test]
+fn a_binary_classifier_reports_tf_binary_metrics() {
+    let pipeline = format!(
+        "pipeline sex {{
+  data {{ train = \"{0}\", eval = \"{1}\", label = sex, label_vocabulary = [\"female\", \"male\"], missing = \"NA\", bad_rows = skip }}
+  features {{
+    numeric bill_depth_mm {{ normalize = zscore }}
+    numeric body_mass_g {{ normalize = zscore }}
+    categorical species {{ vocabulary = [\"Adelie\", \"Chinstrap\", \"Gentoo\"] }}
+    indicator species_indicator = species
+  }}
+  model dnn_classifier {{ hidden_units = [8] }}
+  optimizer adam {{ learning_rate = 0.02 }}
+  train {{ batch_size = 32, steps = 600 }}
+}}
+",
+        data("penguins_train.csv"),
+        data("penguins_test.csv")
+    );
+    let m = train_and_evaluate(&pipeline, &[]);
+    let keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "accuracy",
+            "accuracy_baseline",
+            "auc",
+            "average_loss",
+            "global_step",
+            "label/mean",
+            "loss",
+            "precision",
+            "prediction/mean",
+            "recall"
+        ]
+    );
+    assert!(m["auc"].as_f64().unwrap() > 0.85, "{m}");
+    assert!(
+        m["accuracy"].as_f64().unwrap() > m["accuracy_baseline"].as_f64().unwrap(),
+        "{m}"
+    );
+    let label_mean = m["label/mean"].as_f64().unwrap();
+    assert!((0.3..0.7).contains(&label_mean), "{m}");
+}
+
+#[test]
+fn a_regressor_reports_tf_regression_metrics() {
+    let pipeline = format!(
+        "pipeline mass {{
+  data {{ train = \"{0}\", eval = \"{1}\", label = body_mass_g, missing = \"NA\", bad_rows = skip }}
+  features {{
+    numeric flipper_length_mm {{ normalize = zscore }}
+    numeric bill_depth_mm {{ normalize = zscore }}
+  }}
+  model dnn_regressor {{ hidden_units = [16] }}
+  optimizer adam {{ learning_rate = 0.1 }}
+  train {{ batch_size = 32, epochs = 60 }}
+}}
+",
+        data("penguins_train.csv"),
+        data("penguins_test.csv")
+    );
+    let m = train_and_evaluate(&pipeline, &[]);
+    let keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "average_loss",
+            "global_step",
+            "label/mean",
+            "loss",
+            "prediction/mean"
+        ]
+    );
+    let (label, prediction) = (
+        m["label/mean"].as_f64().unwrap(),
+        m["prediction/mean"].as_f64().unwrap(),
+    );
+    assert!((prediction - label).abs() / label < 0.1, "{m}");
+    // A root mean squared error well under the spread of body masses (about 800 g).
+    assert!(m["average_loss"].as_f64().unwrap().sqrt() < 600.0, "{m}");
+}
+
+#[test]
+fn epochs_count_passes_over_the_data_with_a_short_last_batch() {
+    // 120 rows, two epochs in batches of 32: 7 full batches and one of 16.
+    let pipeline = iris(
+        "model dnn_classifier { hidden_units = [4], n_classes = 3 }",
+        "",
+    )
+    .replace("steps = 200", "epochs = 2");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("p.est"), pipeline).unwrap();
+    let summary = ok(&est(tmp.path(), &["train", "p.est", "--model-dir", "m"]));
+    assert!(
+        summary.starts_with("trained resume: step 0 → 8 in "),
+        "{summary}"
+    );
+    let (meta, _) = latest(&tmp.path().join("m"));
+    assert_eq!(
+        meta.data_order,
+        est::data::order::DataOrder {
+            epoch: 1,
+            offset: 120
+        }
+    );
+    // max_steps below the global step trains nothing.
+    let again = ok(&est(
+        tmp.path(),
+        &["train", "p.est", "--model-dir", "m", "--max-steps", "5"],
+    ));
+    assert!(
+        again.starts_with("trained resume: step 8 → 8 in "),
+        "{again}"
+    );
+}

@@ -100,7 +100,7 @@ fn train_command(args: &TrainArgs, color: bool) -> i32 {
         max_steps: args.max_steps,
         model_dir: args.model_dir.clone(),
     };
-    let mut progress = Console::new(&plan);
+    let mut progress = Console::new();
     let result = train::run(&plan, &opts, &mut progress, &stop);
     progress.finish();
     match result {
@@ -222,13 +222,16 @@ fn predict_command(args: &PredictArgs, color: bool) -> i32 {
 struct Console {
     bar: Option<ProgressBar>,
     last_log: Option<(u64, Instant)>,
+    /// The global step the run started from.
+    first: u64,
 }
 
 impl Console {
-    fn new(_plan: &Plan) -> Console {
+    fn new() -> Console {
         Console {
             bar: None,
             last_log: None,
+            first: 0,
         }
     }
 
@@ -262,6 +265,7 @@ impl Progress for Console {
             bar.set_style(style);
             self.bar = Some(bar);
         }
+        self.first = from;
         self.last_log = Some((from, Instant::now()));
     }
 
@@ -274,12 +278,17 @@ impl Progress for Console {
             return;
         }
         let Some(loss) = loss else { return };
-        let (from, when) = self.last_log.unwrap_or((step, Instant::now()));
-        let rate = (step - from) as f64 / when.elapsed().as_secs_f64().max(1e-9);
-        eprintln!(
-            "step = {step}, loss = {}, steps/sec = {rate:.1}",
-            loss as f32
-        );
+        // The first step of a run pays for warm-up, so rates start after it.
+        match self.last_log {
+            Some((from, when)) if from > self.first => {
+                let rate = (step - from) as f64 / when.elapsed().as_secs_f64().max(1e-9);
+                eprintln!(
+                    "step = {step}, loss = {}, steps/sec = {rate:.1}",
+                    loss as f32
+                );
+            }
+            _ => eprintln!("step = {step}, loss = {}", loss as f32),
+        }
         self.last_log = Some((step, Instant::now()));
     }
 

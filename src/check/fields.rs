@@ -312,12 +312,12 @@ impl<'a> Fields<'a> {
         };
         let mut out = Vec::with_capacity(values.len());
         let mut ok = true;
-        for v in values {
+        for (i, v) in values.iter().enumerate() {
             match item(&v.kind) {
                 Some(t) => out.push(Spanned::new(t, v.span)),
                 None => {
                     ok = false;
-                    let element = format!("{key}[{}]", out.len());
+                    let element = format!("{key}[{i}]");
                     self.wrong_type(ctx, &element, expected, v);
                 }
             }

@@ -1,0 +1,141 @@
+//! CSV reading without libtorch: the formats that must work, and typed columns as the plan asks.
+
+use est::data::{self, Labels, Purpose};
+
+use crate::common::compile_text;
+
+/// Writes `csv` beside a pipeline over it and loads it.
+fn load(csv: &[u8], features: &str, extra: &str) -> Result<data::Table, data::DataError> {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv_path = tmp.path().join("d.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let text = format!(
+        "pipeline p {{\n  data {{ train = \"{}\", label = y {extra} }}\n  features {{ {features} }}\n  model linear_classifier {{ n_classes = 3 }}\n}}\n",
+        csv_path.display()
+    );
+    let est_path = tmp.path().join("p.est");
+    std::fs::write(&est_path, &text).unwrap();
+    let compiled =
+        compile_text(est_path.to_str().unwrap(), &text).unwrap_or_else(|d| panic!("{d:?}"));
+    data::load(&compiled.plan, &compiled.plan.data.train, Purpose::Labelled)
+}
+
+fn classes(table: &data::Table) -> Vec<i64> {
+    match &table.labels {
+        Some(Labels::Classes(c)) => c.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn quoting_crlf_bom_and_a_missing_final_newline_all_read() {
+    let csv = b"\xef\xbb\xbfx,name,y\r\n1.5,\"Smith, J.\",0\r\n2.5,\"two\nlines\",1\r\n-3,\"say \"\"hi\"\"\",2";
+    let table = load(csv, "numeric x, categorical name { hash_buckets = 5 }", "").unwrap();
+    assert_eq!(table.rows, 3);
+    assert_eq!(table.numeric["x"].values, vec![1.5, 2.5, -3.0]);
+    assert_eq!(classes(&table), vec![0, 1, 2]);
+    let ids = &table.ids["name"].ids;
+    assert_eq!(ids[0], est::data::hash::bucket("Smith, J.", 5));
+    assert_eq!(ids[1], est::data::hash::bucket("two\nlines", 5));
+    assert_eq!(ids[2], est::data::hash::bucket("say \"hi\"", 5));
+}
+
+#[test]
+fn missing_values_take_defaults_and_statistics_skip_them() {
+    let table = load(
+        b"x,c,y\n1,a,0\nNA,NA,1\n3,b,2\n",
+        "numeric x { default = 10 }, categorical c { vocabulary = [\"a\", \"b\"] }",
+        ", missing = \"NA\"",
+    )
+    .unwrap();
+    assert_eq!(table.numeric["x"].values, vec![1.0, 10.0, 3.0]);
+    let stats = table.numeric["x"].stats;
+    assert_eq!(
+        (stats.count, stats.mean, stats.min, stats.max),
+        (2, 2.0, 1.0, 3.0)
+    );
+    assert_eq!(table.ids["c"].ids, vec![0, -1, 1]);
+}
+
+#[test]
+fn derived_columns_read_their_sources() {
+    let table = load(
+        b"x,c,y\n0.5,a,0\n1,b,1\n7,a,2\n",
+        "numeric x, bucketized xb = x { boundaries = [1, 5] }, categorical c { vocabulary = [\"a\", \"b\"] }, crossed cx = [xb, c] { hash_buckets = 1000 }",
+        "",
+    )
+    .unwrap();
+    assert_eq!(table.ids["xb"].ids, vec![0, 1, 2]);
+    let h = |a, b| est::data::hash::cross(&[a, b], 1000);
+    assert_eq!(table.ids["cx"].ids, vec![h(0, 0), h(1, 1), h(2, 0)]);
+}
+
+#[test]
+fn multivalent_columns_pad_with_minus_one() {
+    let table = load(
+        b"tags,y\na|b,0\nb,1\n,2\n",
+        "categorical tags { vocabulary = [\"a\", \"b\"], separator = \"|\" }",
+        ", missing = \"\"",
+    )
+    .unwrap();
+    assert_eq!(table.ids["tags"].width, 2);
+    assert_eq!(table.ids["tags"].ids, vec![0, 1, 1, -1, -1, -1]);
+}
+
+#[test]
+fn out_of_vocabulary_values_hash_into_the_extra_buckets() {
+    let table = load(
+        b"c,y\na,0\nzzz,1\n",
+        "categorical c { vocabulary = [\"a\", \"b\"], oov_buckets = 3 }",
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        table.ids["c"].ids,
+        vec![0, 2 + est::data::hash::bucket("zzz", 3)]
+    );
+    let err = load(
+        b"c,y\na,0\nzzz,1\n",
+        "categorical c { vocabulary = [\"a\", \"b\"] }",
+        "",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().ends_with(
+            ":3:1: column `c`: `zzz` is not in the vocabulary and there are no `oov_buckets`"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_rows_can_be_skipped_and_counted() {
+    let table = load(
+        b"x,y\n1,0\noops,1\n3,2,9\n4,1\n",
+        "numeric x",
+        ", bad_rows = skip",
+    )
+    .unwrap();
+    assert_eq!(table.rows, 2);
+    assert_eq!(table.numeric["x"].values, vec![1.0, 4.0]);
+    assert_eq!(classes(&table), vec![0, 1]);
+    assert_eq!(table.skipped, 2);
+    assert!(table
+        .first_skipped
+        .unwrap()
+        .ends_with(":3:1: `x` must be a number, found `oops`"));
+}
+
+#[test]
+fn invalid_utf8_is_named() {
+    let err = load(
+        b"c,y\n\xff\xfe,0\n",
+        "categorical c { hash_buckets = 4 }",
+        "",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().ends_with(":2:1: `c` is not valid UTF-8"),
+        "{err}"
+    );
+}
