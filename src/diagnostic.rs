@@ -157,11 +157,7 @@ pub enum DiagnosticKind {
 
 impl Diagnostic {
     pub fn new(kind: DiagnosticKind, span: Span) -> Self {
-        Diagnostic {
-            kind,
-            span,
-            help: None,
-        }
+        Diagnostic { kind, span, help: None }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -170,11 +166,7 @@ impl Diagnostic {
     }
 
     /// Adds "did you mean `x`?" when one candidate is close to `word`.
-    pub fn suggesting<'a>(
-        self,
-        word: &str,
-        candidates: impl IntoIterator<Item = &'a str> + Clone,
-    ) -> Self {
+    pub fn suggesting<'a>(self, word: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> Self {
         match suggest(word, candidates.clone()) {
             Some(best) => self.with_help(format!("did you mean `{best}`?")),
             None => {
@@ -203,11 +195,7 @@ impl Diagnostic {
             DuplicateBlock { name, .. } => format!("block `{name}` is defined twice"),
             MissingBlock { name } => format!("the pipeline has no `{name}` block"),
             MalformedBlock { block, problem } => format!("block `{block}` {problem}"),
-            MisplacedItem {
-                expected,
-                found,
-                place,
-            } => format!("expected {expected} in {place}, found {found}"),
+            MisplacedItem { expected, found, place } => format!("expected {expected} in {place}, found {found}"),
             UnknownKey { key, block } => format!("unknown key `{key}` in `{block}`"),
             DuplicateKey { key, .. } => format!("key `{key}` is set twice"),
             MissingKey { key, block } => format!("`{block}` needs `{key}`"),
@@ -215,11 +203,7 @@ impl Diagnostic {
             ConflictingKeys { key, other, .. } => {
                 format!("`{key}` and `{other}` cannot both be set")
             }
-            WrongType {
-                key,
-                expected,
-                found,
-            } => format!("`{key}` must be {expected}, found {found}"),
+            WrongType { key, expected, found } => format!("`{key}` must be {expected}, found {found}"),
             MissingUnit { key, .. } => format!("`{key}` needs a unit"),
             OutOfRange { key, requirement } => format!("`{key}` {requirement}"),
             EmptyHiddenUnits => "`hidden_units` is empty".to_string(),
@@ -231,16 +215,8 @@ impl Diagnostic {
             UnknownColumn { name } => format!("column `{name}` is not defined"),
             DuplicateColumn { name, .. } => format!("column `{name}` is defined twice"),
             InvalidColumnName { name, reason } => format!("column name `{name}` {reason}"),
-            WrongSourceKind {
-                column,
-                kind,
-                source,
-                source_kind,
-                ..
-            } => {
-                format!(
-                    "{kind} column `{column}` cannot be built from {source_kind} column `{source}`"
-                )
+            WrongSourceKind { column, kind, source, source_kind, .. } => {
+                format!("{kind} column `{column}` cannot be built from {source_kind} column `{source}`")
             }
             TooFewCrossed { column } => {
                 format!("crossed column `{column}` needs at least two columns")
@@ -254,10 +230,7 @@ impl Diagnostic {
             }
             UnsortedBoundaries { key } => format!("`{key}` must be strictly increasing"),
             DuplicateValue { key, value } => format!("`{key}` lists {value} twice"),
-            ClassCountMismatch {
-                n_classes,
-                vocabulary,
-            } => format!(
+            ClassCountMismatch { n_classes, vocabulary } => format!(
                 "`n_classes` is {n_classes} but `label_vocabulary` has {vocabulary} {}",
                 plural(*vocabulary, "entry", "entries")
             ),
@@ -281,9 +254,7 @@ impl Diagnostic {
             Syntax { expected, .. } if expected.len() == 1 => format!("expected {}", expected[0]),
             Syntax { .. } => "unexpected here".into(),
             UnknownBlock { .. } => "not a block of a pipeline".into(),
-            DuplicateBlock { .. } | DuplicateKey { .. } | DuplicateColumn { .. } => {
-                "defined again here".into()
-            }
+            DuplicateBlock { .. } | DuplicateKey { .. } | DuplicateColumn { .. } => "defined again here".into(),
             MissingBlock { .. } => "in this pipeline".into(),
             MissingKey { .. } => "in this block".into(),
             MalformedBlock { .. } | MisplacedItem { .. } => "here".into(),
@@ -293,10 +264,9 @@ impl Diagnostic {
             WrongType { expected, .. } => format!("expected {expected}"),
             MissingUnit { .. } => "a number with no unit".into(),
             OutOfRange { .. } | EmptyHiddenUnits => "out of range".into(),
-            UnknownValue { .. }
-            | UnknownModel { .. }
-            | UnknownOptimizer { .. }
-            | UnknownDecay { .. } => "not known".into(),
+            UnknownValue { .. } | UnknownModel { .. } | UnknownOptimizer { .. } | UnknownDecay { .. } => {
+                "not known".into()
+            }
             UnknownColumnKind { .. } => "not a column kind".into(),
             UnknownColumn { .. } => "not defined in `features`".into(),
             InvalidColumnName { .. } => "invalid name".into(),
@@ -318,9 +288,9 @@ impl Diagnostic {
     pub fn related(&self) -> Option<(Span, &'static str)> {
         use DiagnosticKind::*;
         match &self.kind {
-            DuplicateBlock { first, .. }
-            | DuplicateKey { first, .. }
-            | DuplicateColumn { first, .. } => Some((*first, "first defined here")),
+            DuplicateBlock { first, .. } | DuplicateKey { first, .. } | DuplicateColumn { first, .. } => {
+                Some((*first, "first defined here"))
+            }
             ConflictingKeys { other_span, .. } => Some((*other_span, "first one set here")),
             _ => None,
         }

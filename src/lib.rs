@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod diagnostic;
+pub mod diff;
 #[cfg(feature = "torch")]
 pub mod lower;
 pub mod pipeline;

@@ -8,11 +8,15 @@
 #![allow(dead_code)]
 
 mod check;
+mod checkpoint;
 mod cli;
+mod data;
 mod diagnostic;
+mod diff;
 mod pipeline;
 mod plan;
 mod render;
+mod rng;
 mod span;
 mod spec;
 mod suggestion;

@@ -25,10 +25,7 @@ pub struct Compiled {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read `{path}`: {source}")]
-    Read {
-        path: Utf8PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: Utf8PathBuf, source: std::io::Error },
     #[error("`{path}` is not UTF-8 text")]
     NotUtf8 { path: Utf8PathBuf },
     #[error("cannot find the current directory: {0}")]
@@ -37,17 +34,9 @@ pub enum LoadError {
 
 impl Source {
     pub fn read(path: &Utf8Path) -> Result<Source, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 {
-            path: path.to_owned(),
-        })?;
-        Ok(Source {
-            path: path.to_owned(),
-            text,
-        })
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+        let text = String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 { path: path.to_owned() })?;
+        Ok(Source { path: path.to_owned(), text })
     }
 
     /// The file's folder as an absolute path: relative paths inside the file start there.
@@ -57,9 +46,8 @@ impl Source {
             return Ok(check::resolve(parent, "."));
         }
         let cwd = std::env::current_dir().map_err(LoadError::CurrentDir)?;
-        let cwd = Utf8PathBuf::from_path_buf(cwd).map_err(|p| LoadError::NotUtf8 {
-            path: Utf8PathBuf::from(p.to_string_lossy().into_owned()),
-        })?;
+        let cwd = Utf8PathBuf::from_path_buf(cwd)
+            .map_err(|p| LoadError::NotUtf8 { path: Utf8PathBuf::from(p.to_string_lossy().into_owned()) })?;
         Ok(check::resolve(&cwd, parent.as_str()))
     }
 }
@@ -70,8 +58,5 @@ pub fn compile(source: &Source, base_dir: &Utf8Path) -> Result<Compiled, Vec<Dia
     let checked = check::check(&ast, base_dir)?;
     let file_name = source.path.file_name().unwrap_or(source.path.as_str());
     let plan = plan::plan(&checked, &base_dir.join(file_name));
-    Ok(Compiled {
-        plan,
-        spans: checked.spans,
-    })
+    Ok(Compiled { plan, spans: checked.spans })
 }

@@ -29,23 +29,17 @@ pub fn render(diagnostics: &[Diagnostic], file_name: &str, source: &str, color: 
         out.push_str(&text);
     }
     let n = diagnostics.len();
-    out.push_str(&format!(
-        "error: `{file_name}` has {n} {}\n",
-        plural(n, "error", "errors")
-    ));
+    out.push_str(&format!("error: `{file_name}` has {n} {}\n", plural(n, "error", "errors")));
     out
 }
 
 fn to_report(diagnostic: &Diagnostic, len: usize) -> Report<()> {
     let clamp = |s: crate::span::Span| s.start.min(len)..s.end.min(len).max(s.start.min(len));
-    let mut labels =
-        vec![Label::primary((), clamp(diagnostic.span)).with_message(diagnostic.label())];
+    let mut labels = vec![Label::primary((), clamp(diagnostic.span)).with_message(diagnostic.label())];
     if let Some((span, text)) = diagnostic.related() {
         labels.push(Label::secondary((), clamp(span)).with_message(text));
     }
-    let mut report = Report::error()
-        .with_message(diagnostic.message())
-        .with_labels(labels);
+    let mut report = Report::error().with_message(diagnostic.message()).with_labels(labels);
     if let Some(help) = &diagnostic.help {
         report = report.with_notes(vec![format!("help: {help}")]);
     }
@@ -55,8 +49,5 @@ fn to_report(diagnostic: &Diagnostic, len: usize) -> Report<()> {
 // Only reached if a span falls outside the file, which would be a bug; still say something useful.
 fn plain_fallback(diagnostic: &Diagnostic, file_name: &str, source: &str) -> String {
     let (line, col) = diagnostic.span.line_col(source);
-    format!(
-        "error: {}\n  at {file_name}:{line}:{col}\n",
-        diagnostic.message()
-    )
+    format!("error: {}\n  at {file_name}:{line}:{col}\n", diagnostic.message())
 }

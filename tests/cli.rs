@@ -20,9 +20,7 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn check_prints_one_line_for_a_good_pipeline() {
     let out = est(&["check", "pipelines/iris.est"]);
-    let plan = compile_text("pipelines/iris.est", &read("pipelines/iris.est"))
-        .unwrap()
-        .plan;
+    let plan = compile_text("pipelines/iris.est", &read("pipelines/iris.est")).unwrap().plan;
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         text(&out.stdout),
@@ -41,17 +39,12 @@ fn check_prints_the_rendered_errors_and_fails() {
     let diagnostics = compile_text(path, &read(path)).unwrap_err();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
-    assert_eq!(
-        text(&out.stderr),
-        est::render::render(&diagnostics, path, &read(path), false)
-    );
+    assert_eq!(text(&out.stderr), est::render::render(&diagnostics, path, &read(path), false));
 }
 
 #[test]
 fn compile_prints_the_plan_as_yaml_and_json() {
-    let plan = compile_text("pipelines/penguins.est", &read("pipelines/penguins.est"))
-        .unwrap()
-        .plan;
+    let plan = compile_text("pipelines/penguins.est", &read("pipelines/penguins.est")).unwrap().plan;
     let yaml = est(&["compile", "pipelines/penguins.est"]);
     assert_eq!(yaml.status.code(), Some(0));
     assert_eq!(text(&yaml.stdout), plan.to_yaml());
@@ -79,10 +72,7 @@ fn plans_read_back_from_their_yaml() {
 fn a_missing_file_is_a_clear_error() {
     let out = est(&["check", "no/such.est"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        text(&out.stderr),
-        "error: cannot read `no/such.est`: No such file or directory (os error 2)\n"
-    );
+    assert_eq!(text(&out.stderr), "error: cannot read `no/such.est`: No such file or directory (os error 2)\n");
 }
 
 #[test]
@@ -92,21 +82,14 @@ fn a_file_that_is_not_text_is_a_clear_error() {
     std::fs::write(&path, [0xff, 0xfe, 0x00, 0x01]).unwrap();
     let out = est(&["check", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        text(&out.stderr),
-        format!("error: `{}` is not UTF-8 text\n", path.display())
-    );
+    assert_eq!(text(&out.stderr), format!("error: `{}` is not UTF-8 text\n", path.display()));
 }
 
 #[test]
 fn a_wrong_command_line_exits_with_2() {
     let out = est(&["chekc", "pipelines/iris.est"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("unrecognized subcommand 'chekc'"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("unrecognized subcommand 'chekc'"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -114,12 +97,7 @@ fn help_lists_the_commands_and_exit_codes() {
     let out = est(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let help = text(&out.stdout);
-    for needle in [
-        "check",
-        "compile",
-        "Exit codes:",
-        "1  the pipeline has errors",
-    ] {
+    for needle in ["check", "compile", "Exit codes:", "1  the pipeline has errors"] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
 }
@@ -137,14 +115,22 @@ fn colour_is_used_only_when_asked() {
 #[cfg(target_os = "linux")]
 #[test]
 fn the_est_binary_does_not_link_libtorch() {
-    let out = Command::new("ldd")
-        .arg(env!("CARGO_BIN_EXE_est"))
-        .output()
-        .expect("ldd runs");
+    let out = Command::new("ldd").arg(env!("CARGO_BIN_EXE_est")).output().expect("ldd runs");
     let libraries = text(&out.stdout);
     assert!(out.status.success(), "{libraries}");
-    assert!(
-        !libraries.contains("torch"),
-        "est links libtorch:\n{libraries}"
-    );
+    assert!(!libraries.contains("torch"), "est links libtorch:\n{libraries}");
+}
+
+#[test]
+fn diff_compares_two_pipelines_as_the_guard_would() {
+    let out = est(&["diff", "pipelines/iris.est", "tests/spec/diff/iris_edited.est"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    let mut settings = crate::common::settings();
+    settings.set_omit_expression(true);
+    settings.bind(|| insta::assert_snapshot!("diff_two_pipelines", report));
+
+    let same = est(&["diff", "pipelines/iris.est", "pipelines/iris.est"]);
+    assert_eq!(same.status.code(), Some(0));
+    assert_eq!(text(&same.stdout), "`pipelines/iris.est` → `pipelines/iris.est`: no changes\n");
 }

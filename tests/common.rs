@@ -8,15 +8,9 @@ pub fn root() -> Utf8PathBuf {
 }
 
 /// Compiles `text` as if it were the file at `path` (relative to the crate root).
-pub fn compile_text(
-    path: &str,
-    text: &str,
-) -> Result<est::Compiled, Vec<est::diagnostic::Diagnostic>> {
+pub fn compile_text(path: &str, text: &str) -> Result<est::Compiled, Vec<est::diagnostic::Diagnostic>> {
     let full = root().join(path);
-    let source = est::Source {
-        path: full.clone(),
-        text: text.to_string(),
-    };
+    let source = est::Source { path: full.clone(), text: text.to_string() };
     let base = full.parent().map(Utf8Path::to_owned).unwrap_or_else(root);
     est::compile(&source, &base)
 }

@@ -6,17 +6,12 @@ use std::path::Path;
 use crate::common::{compile_text, root, settings};
 
 fn relative(path: &Path) -> String {
-    path.strip_prefix(root().as_std_path())
-        .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
+    path.strip_prefix(root().as_std_path()).map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
 }
 
 /// A snapshot body that shows the input above the output, so each can be reviewed alone.
 fn with_input(input: &str, output: &str) -> String {
-    format!(
-        "{}\n──────── est says ────────\n{}",
-        input.trim_end(),
-        output
-    )
+    format!("{}\n──────── est says ────────\n{}", input.trim_end(), output)
 }
 
 fn snapshot_compile(kind: &str, path: &Path) {
@@ -33,9 +28,7 @@ fn snapshot_compile(kind: &str, path: &Path) {
 
 #[test]
 fn every_shipped_pipeline_compiles() {
-    insta::glob!("../pipelines", "*.est", |path| snapshot_compile(
-        "pipeline", path
-    ));
+    insta::glob!("../pipelines", "*.est", |path| snapshot_compile("pipeline", path));
 }
 
 #[test]
@@ -74,7 +67,8 @@ fn one_run_reports_all_errors() {
         messages,
         [
             "unknown column kind `numerc`",
-            format!("column `PetalLenght` is not in the header of `{}/pipelines/data/iris_training.csv`", root()).as_str(),
+            format!("column `PetalLenght` is not in the header of `{}/pipelines/data/iris_training.csv`", root())
+                .as_str(),
             "unknown key `hiden_units` in `model`",
             "`n_classes` must be at least 2, found 1",
             "`keep_max` must be at least 1, found 0",
@@ -95,13 +89,7 @@ fn the_error_corpus_covers_every_kind_of_mistake() {
         let path = entry.path();
         let text = std::fs::read_to_string(&path).unwrap();
         for d in compile_text(&relative(&path), &text).unwrap_err() {
-            kinds.insert(
-                format!("{:?}", d.kind)
-                    .split([' ', '{', '('])
-                    .next()
-                    .unwrap()
-                    .to_string(),
-            );
+            kinds.insert(format!("{:?}", d.kind).split([' ', '{', '(']).next().unwrap().to_string());
         }
     }
     let expected = [
@@ -140,11 +128,7 @@ fn the_error_corpus_covers_every_kind_of_mistake() {
         "UnknownDataColumn",
         "LabelNotInData",
     ];
-    let missing: Vec<&str> = expected
-        .iter()
-        .copied()
-        .filter(|k| !kinds.contains(*k))
-        .collect();
+    let missing: Vec<&str> = expected.iter().copied().filter(|k| !kinds.contains(*k)).collect();
     assert!(missing.is_empty(), "no broken file shows {missing:?}");
 }
 
@@ -153,16 +137,10 @@ fn the_error_corpus_covers_every_kind_of_mistake() {
 fn readme_examples_are_true() {
     let readme = crate::common::read("README.md");
     let iris = crate::common::read("pipelines/iris.est");
-    assert!(
-        readme.contains(&format!("```\n{iris}```")),
-        "README's pipeline differs from pipelines/iris.est"
-    );
+    assert!(readme.contains(&format!("```\n{iris}```")), "README's pipeline differs from pipelines/iris.est");
 
     let broken = iris.replacen("hidden_units", "hiden_units", 1);
     let diagnostics = compile_text("pipelines/iris.est", &broken).unwrap_err();
     let rendered = est::render::render(&diagnostics, "pipelines/iris.est", &broken, false);
-    assert!(
-        readme.contains(&format!("```\n{rendered}```")),
-        "README's error example differs from:\n{rendered}"
-    );
+    assert!(readme.contains(&format!("```\n{rendered}```")), "README's error example differs from:\n{rendered}");
 }

@@ -15,8 +15,7 @@ fn load(csv: &[u8], features: &str, extra: &str) -> Result<data::Table, data::Da
     );
     let est_path = tmp.path().join("p.est");
     std::fs::write(&est_path, &text).unwrap();
-    let compiled =
-        compile_text(est_path.to_str().unwrap(), &text).unwrap_or_else(|d| panic!("{d:?}"));
+    let compiled = compile_text(est_path.to_str().unwrap(), &text).unwrap_or_else(|d| panic!("{d:?}"));
     data::load(&compiled.plan, &compiled.plan.data.train, Purpose::Labelled)
 }
 
@@ -50,10 +49,7 @@ fn missing_values_take_defaults_and_statistics_skip_them() {
     .unwrap();
     assert_eq!(table.numeric["x"].values, vec![1.0, 10.0, 3.0]);
     let stats = table.numeric["x"].stats;
-    assert_eq!(
-        (stats.count, stats.mean, stats.min, stats.max),
-        (2, 2.0, 1.0, 3.0)
-    );
+    assert_eq!((stats.count, stats.mean, stats.min, stats.max), (2, 2.0, 1.0, 3.0));
     assert_eq!(table.ids["c"].ids, vec![0, -1, 1]);
 }
 
@@ -84,58 +80,28 @@ fn multivalent_columns_pad_with_minus_one() {
 
 #[test]
 fn out_of_vocabulary_values_hash_into_the_extra_buckets() {
-    let table = load(
-        b"c,y\na,0\nzzz,1\n",
-        "categorical c { vocabulary = [\"a\", \"b\"], oov_buckets = 3 }",
-        "",
-    )
-    .unwrap();
-    assert_eq!(
-        table.ids["c"].ids,
-        vec![0, 2 + est::data::hash::bucket("zzz", 3)]
-    );
-    let err = load(
-        b"c,y\na,0\nzzz,1\n",
-        "categorical c { vocabulary = [\"a\", \"b\"] }",
-        "",
-    )
-    .unwrap_err();
+    let table =
+        load(b"c,y\na,0\nzzz,1\n", "categorical c { vocabulary = [\"a\", \"b\"], oov_buckets = 3 }", "").unwrap();
+    assert_eq!(table.ids["c"].ids, vec![0, 2 + est::data::hash::bucket("zzz", 3)]);
+    let err = load(b"c,y\na,0\nzzz,1\n", "categorical c { vocabulary = [\"a\", \"b\"] }", "").unwrap_err();
     assert!(
-        err.to_string().ends_with(
-            ":3:1: column `c`: `zzz` is not in the vocabulary and there are no `oov_buckets`"
-        ),
+        err.to_string().ends_with(":3:1: column `c`: `zzz` is not in the vocabulary and there are no `oov_buckets`"),
         "{err}"
     );
 }
 
 #[test]
 fn bad_rows_can_be_skipped_and_counted() {
-    let table = load(
-        b"x,y\n1,0\noops,1\n3,2,9\n4,1\n",
-        "numeric x",
-        ", bad_rows = skip",
-    )
-    .unwrap();
+    let table = load(b"x,y\n1,0\noops,1\n3,2,9\n4,1\n", "numeric x", ", bad_rows = skip").unwrap();
     assert_eq!(table.rows, 2);
     assert_eq!(table.numeric["x"].values, vec![1.0, 4.0]);
     assert_eq!(classes(&table), vec![0, 1]);
     assert_eq!(table.skipped, 2);
-    assert!(table
-        .first_skipped
-        .unwrap()
-        .ends_with(":3:1: `x` must be a number, found `oops`"));
+    assert!(table.first_skipped.unwrap().ends_with(":3:1: `x` must be a number, found `oops`"));
 }
 
 #[test]
 fn invalid_utf8_is_named() {
-    let err = load(
-        b"c,y\n\xff\xfe,0\n",
-        "categorical c { hash_buckets = 4 }",
-        "",
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string().ends_with(":2:1: `c` is not valid UTF-8"),
-        "{err}"
-    );
+    let err = load(b"c,y\n\xff\xfe,0\n", "categorical c { hash_buckets = 4 }", "").unwrap_err();
+    assert!(err.to_string().ends_with(":2:1: `c` is not valid UTF-8"), "{err}");
 }

@@ -38,16 +38,11 @@ fn fingerprint_is_stable_under_reordering_whitespace_and_comments() {
         let variants = [
             hoist(&text, "  model "),
             hoist(&hoist(&text, "  checkpoint {"), "  train {"),
-            text.replace("\n  ", "\n  # a comment\n\n    ")
-                .replace(" = ", "   =   "),
+            text.replace("\n  ", "\n  # a comment\n\n    ").replace(" = ", "   =   "),
             text.replace("\n", "   # trailing\n"),
         ];
         for variant in variants {
-            assert_eq!(
-                fingerprints(path, &variant),
-                base,
-                "{path} changed under:\n{variant}"
-            );
+            assert_eq!(fingerprints(path, &variant), base, "{path} changed under:\n{variant}");
         }
     }
 }
@@ -68,10 +63,7 @@ fn fingerprint_ignores_the_order_of_columns_and_inputs() {
         "linear_inputs = [island, sex, flipper_buckets, island_x_sex]",
         "linear_inputs = [island_x_sex, flipper_buckets, sex, island]",
     );
-    assert_eq!(
-        fingerprints(PENGUINS, &reordered),
-        fingerprints(PENGUINS, &text)
-    );
+    assert_eq!(fingerprints(PENGUINS, &reordered), fingerprints(PENGUINS, &text));
 }
 
 #[test]
@@ -94,15 +86,14 @@ fn fingerprint_ignores_training_only_edits() {
         ("keep_max   = 10", "keep_max   = 3, keep_every = 2h"),
         ("\"models/iris\"", "\"elsewhere/iris\""),
         ("n_classes    = 3", "n_classes    = 3\n    dropout      = 0.3"),
-        ("  checkpoint {", "  eval { every = 100 steps, steps = 1 }\n  summaries { every = 10, log_every = 10 }\n  checkpoint {"),
+        (
+            "  checkpoint {",
+            "  eval { every = 100 steps, steps = 1 }\n  summaries { every = 10, log_every = 10 }\n  checkpoint {",
+        ),
     ];
     for (old, new) in edits {
         let edited = edit(&text, old, new);
-        assert_eq!(
-            fingerprints(IRIS, &edited),
-            base,
-            "`{old}` → `{new}` changed a fingerprint"
-        );
+        assert_eq!(fingerprints(IRIS, &edited), base, "`{old}` → `{new}` changed a fingerprint");
     }
 }
 
@@ -110,44 +101,16 @@ fn fingerprint_ignores_training_only_edits() {
 fn fingerprint_changes_under_every_model_edit() {
     let cases = [
         (IRIS, "hidden_units = [10, 10]", "hidden_units = [20, 20]"),
-        (
-            IRIS,
-            "hidden_units = [10, 10]",
-            "hidden_units = [10, 10, 10]",
-        ),
+        (IRIS, "hidden_units = [10, 10]", "hidden_units = [10, 10, 10]"),
         (IRIS, "hidden_units = [10, 10]", "hidden_units = [10]"),
         (IRIS, "n_classes    = 3", "n_classes    = 4"),
-        (
-            IRIS,
-            "n_classes    = 3",
-            "n_classes    = 3, activation = tanh",
-        ),
-        (
-            IRIS,
-            "n_classes    = 3",
-            "n_classes    = 3, batch_norm = true",
-        ),
+        (IRIS, "n_classes    = 3", "n_classes    = 3, activation = tanh"),
+        (IRIS, "n_classes    = 3", "n_classes    = 3, batch_norm = true"),
         (IRIS, "    numeric PetalWidth\n", ""),
-        (
-            IRIS,
-            "numeric PetalWidth",
-            "numeric PetalWidth { normalize = zscore }",
-        ),
-        (
-            IRIS,
-            "numeric PetalWidth",
-            "numeric PetalWidth { default = 0 }",
-        ),
-        (
-            IRIS,
-            "numeric PetalWidth",
-            "numeric PetalWidth = SepalWidth",
-        ),
-        (
-            IRIS,
-            "dnn_classifier {\n    hidden_units = [10, 10]",
-            "linear_classifier {\n   ",
-        ),
+        (IRIS, "numeric PetalWidth", "numeric PetalWidth { normalize = zscore }"),
+        (IRIS, "numeric PetalWidth", "numeric PetalWidth { default = 0 }"),
+        (IRIS, "numeric PetalWidth", "numeric PetalWidth = SepalWidth"),
+        (IRIS, "dnn_classifier {\n    hidden_units = [10, 10]", "linear_classifier {\n   "),
         (
             PENGUINS,
             "vocabulary = [\"Biscoe\", \"Dream\", \"Torgersen\"]",
@@ -159,51 +122,24 @@ fn fingerprint_changes_under_every_model_edit() {
             "vocabulary = [\"Dream\", \"Biscoe\", \"Torgersen\"]",
         ),
         (PENGUINS, "oov_buckets = 1", "oov_buckets = 2"),
-        (
-            PENGUINS,
-            "boundaries = [190, 200, 210, 220]",
-            "boundaries = [190, 200, 210]",
-        ),
-        (
-            PENGUINS,
-            "boundaries = [190, 200, 210, 220]",
-            "boundaries = [190, 200, 210, 221]",
-        ),
-        (
-            PENGUINS,
-            "dimension = 2, combiner = mean",
-            "dimension = 3, combiner = mean",
-        ),
-        (
-            PENGUINS,
-            "dimension = 2, combiner = mean",
-            "dimension = 2, combiner = sqrtn",
-        ),
+        (PENGUINS, "boundaries = [190, 200, 210, 220]", "boundaries = [190, 200, 210]"),
+        (PENGUINS, "boundaries = [190, 200, 210, 220]", "boundaries = [190, 200, 210, 221]"),
+        (PENGUINS, "dimension = 2, combiner = mean", "dimension = 3, combiner = mean"),
+        (PENGUINS, "dimension = 2, combiner = mean", "dimension = 2, combiner = sqrtn"),
         (PENGUINS, "hash_buckets = 16", "hash_buckets = 32"),
-        (
-            PENGUINS,
-            "[\"Adelie\", \"Chinstrap\", \"Gentoo\"]",
-            "[\"Gentoo\", \"Chinstrap\", \"Adelie\"]",
-        ),
+        (PENGUINS, "[\"Adelie\", \"Chinstrap\", \"Gentoo\"]", "[\"Gentoo\", \"Chinstrap\", \"Adelie\"]"),
         (
             PENGUINS,
             "linear_inputs = [island, sex, flipper_buckets, island_x_sex]",
             "linear_inputs = [island, sex, flipper_buckets]",
         ),
-        (
-            PENGUINS,
-            "island_embedding, sex_indicator]",
-            "island_embedding]",
-        ),
+        (PENGUINS, "island_embedding, sex_indicator]", "island_embedding]"),
     ];
     for (path, old, new) in cases {
         let text = read(path);
         let before = fingerprints(path, &text);
         let after = fingerprints(path, &edit(&text, old, new));
-        assert_ne!(
-            after.model, before.model,
-            "{path}: `{old}` → `{new}` kept the model fingerprint"
-        );
+        assert_ne!(after.model, before.model, "{path}: `{old}` → `{new}` kept the model fingerprint");
     }
 }
 
@@ -221,32 +157,15 @@ fn optimizer_fingerprint_tracks_the_state_layout_only() {
     let mut seen = vec![base.optimizer.clone()];
     for new in changes {
         let after = fingerprints(IRIS, &edit(&text, "optimizer adagrad {", new));
-        assert_eq!(
-            after.model, base.model,
-            "`{new}` changed the model fingerprint"
-        );
-        assert!(
-            !seen.contains(&after.optimizer),
-            "`{new}` did not change the optimizer fingerprint"
-        );
+        assert_eq!(after.model, base.model, "`{new}` changed the model fingerprint");
+        assert!(!seen.contains(&after.optimizer), "`{new}` did not change the optimizer fingerprint");
         seen.push(after.optimizer);
     }
-    let same = [(
-        "optimizer adagrad {",
-        "optimizer adagrad {\n    epsilon = 1e-3",
-    )];
+    let same = [("optimizer adagrad {", "optimizer adagrad {\n    epsilon = 1e-3")];
     for (old, new) in same {
         assert_eq!(fingerprints(IRIS, &edit(&text, old, new)), base);
     }
-    let sgd = edit(
-        &text,
-        "optimizer adagrad {",
-        "optimizer sgd {\n    momentum = 0.9",
-    );
+    let sgd = edit(&text, "optimizer adagrad {", "optimizer sgd {\n    momentum = 0.9");
     let nesterov = edit(&sgd, "momentum = 0.9", "momentum = 0.5, nesterov = true");
-    assert_eq!(
-        fingerprints(IRIS, &sgd),
-        fingerprints(IRIS, &nesterov),
-        "nesterov keeps the same buffers"
-    );
+    assert_eq!(fingerprints(IRIS, &sgd), fingerprints(IRIS, &nesterov), "nesterov keeps the same buffers");
 }

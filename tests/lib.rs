@@ -7,6 +7,10 @@ mod data;
 mod fingerprint;
 mod fuzz;
 #[cfg(feature = "torch")]
+mod guard;
+#[cfg(feature = "torch")]
 mod optimizers;
+#[cfg(feature = "torch")]
+mod store;
 #[cfg(feature = "torch")]
 mod training;

@@ -42,11 +42,7 @@ fn live() -> Option<String> {
         .arg(root().join("tests/reference/optimizers.py"))
         .output()
         .expect("the reference script runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     Some(String::from_utf8(out.stdout).unwrap())
 }
 
@@ -68,50 +64,25 @@ fn assert_close(what: &str, got: &[f32], want: &[f32]) {
 fn check(reference: &Reference) {
     assert_eq!(reference.cases.len(), 12);
     for case in &reference.cases {
-        let params: Vec<Tensor> = case
-            .initial
-            .iter()
-            .zip(&case.shapes)
-            .map(|(v, s)| tensor(v, s))
-            .collect();
+        let params: Vec<Tensor> = case.initial.iter().zip(&case.shapes).map(|(v, s)| tensor(v, s)).collect();
         let like: Vec<&Tensor> = params.iter().collect();
         let mut optimizer = OptimizerState::new(&case.optimizer, vec![0, 1], &like).unwrap();
         for (i, step) in case.steps.iter().enumerate() {
-            let grads: Vec<Tensor> = step
-                .grads
-                .iter()
-                .zip(&case.shapes)
-                .map(|(v, s)| tensor(v, s))
-                .collect();
+            let grads: Vec<Tensor> = step.grads.iter().zip(&case.shapes).map(|(v, s)| tensor(v, s)).collect();
             if let Some(clip) = case.optimizer.clip_norm {
                 clip_global_norm(&grads, clip).unwrap();
             }
-            optimizer
-                .apply(&params, &grads, case.optimizer.learning_rate)
-                .unwrap();
+            optimizer.apply(&params, &grads, case.optimizer.learning_rate).unwrap();
             for (k, p) in params.iter().enumerate() {
-                assert_close(
-                    &format!("{} step {} param {k}", case.name, i + 1),
-                    &values(p),
-                    &step.params[k],
-                );
+                assert_close(&format!("{} step {} param {k}", case.name, i + 1), &values(p), &step.params[k]);
             }
         }
         let slots = case.optimizer.kind.slots();
-        assert_eq!(
-            slots.len(),
-            case.state.len(),
-            "{}: slots {slots:?}",
-            case.name
-        );
+        assert_eq!(slots.len(), case.state.len(), "{}: slots {slots:?}", case.name);
         for (s, slot) in slots.iter().enumerate() {
             for k in 0..params.len() {
                 let want = &case.state[*slot][k];
-                assert_close(
-                    &format!("{} {slot} {k}", case.name),
-                    &values(&optimizer.slots[k][s]),
-                    want,
-                );
+                assert_close(&format!("{} {slot} {k}", case.name), &values(&optimizer.slots[k][s]), want);
             }
         }
     }

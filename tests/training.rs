@@ -75,54 +75,29 @@ fn latest(dir: &Path) -> (est::checkpoint::Meta, BTreeMap<String, HostTensor>) {
 fn exact_resume(pipeline: &str) {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("p.est"), pipeline).unwrap();
-    let whole = est(
-        tmp.path(),
-        &["train", "p.est", "--steps", "200", "--model-dir", "whole"],
-    );
+    let whole = est(tmp.path(), &["train", "p.est", "--steps", "200", "--model-dir", "whole"]);
     ok(&whole);
-    let first = est(
-        tmp.path(),
-        &["train", "p.est", "--steps", "100", "--model-dir", "split"],
-    );
+    let first = est(tmp.path(), &["train", "p.est", "--steps", "100", "--model-dir", "split"]);
     ok(&first);
-    let second = est(
-        tmp.path(),
-        &["train", "p.est", "--steps", "100", "--model-dir", "split"],
-    );
+    let second = est(tmp.path(), &["train", "p.est", "--steps", "100", "--model-dir", "split"]);
     ok(&second);
-    assert!(
-        text(&second.stderr).contains("restored ckpt-100.safetensors (step 100)"),
-        "{}",
-        text(&second.stderr)
-    );
+    assert!(text(&second.stderr).contains("restored ckpt-100.safetensors (step 100)"), "{}", text(&second.stderr));
 
     let whole_losses = losses(&text(&whole.stderr));
     let mut split_losses = losses(&text(&first.stderr));
     split_losses.extend(losses(&text(&second.stderr)));
     assert_eq!(whole_losses.len(), 200);
-    assert_eq!(
-        whole_losses, split_losses,
-        "the loss sequence changed across the restart"
-    );
+    assert_eq!(whole_losses, split_losses, "the loss sequence changed across the restart");
 
     let (meta_a, tensors_a) = latest(&tmp.path().join("whole"));
     let (meta_b, tensors_b) = latest(&tmp.path().join("split"));
     assert_eq!(meta_a.global_step, 200);
     assert_eq!(meta_b.global_step, 200);
     assert_eq!(meta_a.data_order, meta_b.data_order);
-    assert_eq!(
-        tensors_a.keys().collect::<Vec<_>>(),
-        tensors_b.keys().collect::<Vec<_>>()
-    );
-    assert!(
-        tensors_a.keys().any(|k| k.starts_with("optimizer/")),
-        "no optimizer state in the checkpoint"
-    );
+    assert_eq!(tensors_a.keys().collect::<Vec<_>>(), tensors_b.keys().collect::<Vec<_>>());
+    assert!(tensors_a.keys().any(|k| k.starts_with("optimizer/")), "no optimizer state in the checkpoint");
     for (name, a) in &tensors_a {
-        assert!(
-            a == &tensors_b[name],
-            "`{name}` differs bit for bit after the restart"
-        );
+        assert!(a == &tensors_b[name], "`{name}` differs bit for bit after the restart");
     }
 }
 
@@ -189,17 +164,7 @@ fn evaluate_json(dir: &Path, args: &[&str]) -> serde_json::Value {
 fn iris_reaches_ninety_percent_in_a_thousand_steps() {
     let tmp = tempfile::tempdir().unwrap();
     let file = root().join("pipelines/iris.est");
-    ok(&est(
-        tmp.path(),
-        &[
-            "train",
-            file.as_str(),
-            "--steps",
-            "1000",
-            "--model-dir",
-            "iris",
-        ],
-    ));
+    ok(&est(tmp.path(), &["train", file.as_str(), "--steps", "1000", "--model-dir", "iris"]));
     let metrics = evaluate_json(tmp.path(), &[file.as_str(), "--model-dir", "iris"]);
     assert_eq!(metrics["global_step"], 1000);
     let accuracy = metrics["accuracy"].as_f64().unwrap();
@@ -213,90 +178,41 @@ fn iris_reaches_ninety_percent_in_a_thousand_steps() {
 fn penguins_reaches_ninety_five_percent_and_predict_agrees_with_evaluate() {
     let tmp = tempfile::tempdir().unwrap();
     let file = root().join("pipelines/penguins.est");
-    let out = est(
-        tmp.path(),
-        &["train", file.as_str(), "--model-dir", "penguins"],
-    );
+    let out = est(tmp.path(), &["train", file.as_str(), "--model-dir", "penguins"]);
     let summary = ok(&out);
-    assert!(
-        summary.starts_with("trained penguins: step 0 → 1000 in "),
-        "{summary}"
-    );
-    assert!(
-        text(&out.stderr).contains("eval: accuracy = "),
-        "evaluation during training:\n{}",
-        text(&out.stderr)
-    );
+    assert!(summary.starts_with("trained penguins: step 0 → 1000 in "), "{summary}");
+    assert!(text(&out.stderr).contains("eval: accuracy = "), "evaluation during training:\n{}", text(&out.stderr));
     let metrics = evaluate_json(tmp.path(), &[file.as_str(), "--model-dir", "penguins"]);
     let accuracy = metrics["accuracy"].as_f64().unwrap();
     assert!(accuracy >= 0.95, "accuracy {accuracy}");
 
     let test = data("penguins_test.csv");
-    let lines = ok(&est(
-        tmp.path(),
-        &[
-            "predict",
-            file.as_str(),
-            "--model-dir",
-            "penguins",
-            "--input",
-            &test,
-        ],
-    ));
+    let lines = ok(&est(tmp.path(), &["predict", file.as_str(), "--model-dir", "penguins", "--input", &test]));
     let labels: Vec<String> = std::fs::read_to_string(&test)
         .unwrap()
         .lines()
         .skip(1)
         .map(|l| l.split(',').next().unwrap().to_string())
         .collect();
-    let predictions: Vec<serde_json::Value> = lines
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let predictions: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(predictions.len(), labels.len());
     let mut right = 0;
     for (p, label) in predictions.iter().zip(&labels) {
-        let probabilities: Vec<f64> = p["probabilities"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect();
+        let probabilities: Vec<f64> =
+            p["probabilities"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
         assert_eq!(probabilities.len(), 3);
-        assert!(
-            (probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-5,
-            "{p}"
-        );
+        assert!((probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{p}");
         let id = p["class_ids"][0].as_i64().unwrap() as usize;
-        assert_eq!(
-            probabilities.iter().cloned().fold(0.0, f64::max),
-            probabilities[id]
-        );
+        assert_eq!(probabilities.iter().cloned().fold(0.0, f64::max), probabilities[id]);
         right += usize::from(p["classes"][0].as_str().unwrap() == label);
     }
-    assert_eq!(
-        right as f64 / labels.len() as f64,
-        accuracy,
-        "predict and evaluate disagree"
-    );
+    assert_eq!(right as f64 / labels.len() as f64, accuracy, "predict and evaluate disagree");
 
     let csv = ok(&est(
         tmp.path(),
-        &[
-            "predict",
-            file.as_str(),
-            "--model-dir",
-            "penguins",
-            "--input",
-            &test,
-            "--format",
-            "csv",
-        ],
+        &["predict", file.as_str(), "--model-dir", "penguins", "--input", &test, "--format", "csv"],
     ));
-    assert_eq!(
-        csv.lines().next(),
-        Some("class_id,class,probability_Adelie,probability_Chinstrap,probability_Gentoo")
-    );
+    assert_eq!(csv.lines().next(), Some("class_id,class,probability_Adelie,probability_Chinstrap,probability_Gentoo"));
     assert_eq!(csv.lines().count(), labels.len() + 1);
 }
 
@@ -323,53 +239,35 @@ fn train_error(csv: &str, penguins: bool) -> (String, String) {
     std::fs::write(tmp.path().join("p.est"), pipeline).unwrap();
     let out = est(tmp.path(), &["train", "p.est", "--steps", "1"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(
-        !tmp.path().join("models").exists(),
-        "a failed run left a model_dir"
-    );
+    assert!(!tmp.path().join("models").exists(), "a failed run left a model_dir");
     (text(&out.stderr), path.to_string_lossy().into_owned())
 }
 
 #[test]
 fn a_row_with_the_wrong_field_count_is_named() {
-    let (stderr, path) = train_error(
-        "SepalLength,SepalWidth,Species\n5.1,3.5,0\n4.9,3.0,1,7\n",
-        false,
-    );
-    assert_eq!(
-        stderr,
-        format!("error: {path}:3:11: expected 3 fields, found 4\n")
-    );
+    let (stderr, path) = train_error("SepalLength,SepalWidth,Species\n5.1,3.5,0\n4.9,3.0,1,7\n", false);
+    assert_eq!(stderr, format!("error: {path}:3:11: expected 3 fields, found 4\n"));
 }
 
 #[test]
 fn a_non_numeric_value_is_named() {
-    let (stderr, path) = train_error(
-        "SepalLength,SepalWidth,Species\n5.1,3.5,0\n4.9,abc,1\n",
-        false,
-    );
-    assert_eq!(
-        stderr,
-        format!("error: {path}:3:5: `SepalWidth` must be a number, found `abc`\n")
-    );
+    let (stderr, path) = train_error("SepalLength,SepalWidth,Species\n5.1,3.5,0\n4.9,abc,1\n", false);
+    assert_eq!(stderr, format!("error: {path}:3:5: `SepalWidth` must be a number, found `abc`\n"));
 }
 
 #[test]
 fn a_label_outside_n_classes_is_named() {
-    let (stderr, path) = train_error(
-        "SepalLength,SepalWidth,Species\n5.1,3.5,0\n4.9,3.0,3\n",
-        false,
-    );
-    assert_eq!(
-        stderr,
-        format!("error: {path}:3:9: label 3 is outside 0..2 (`n_classes` is 3)\n")
-    );
+    let (stderr, path) = train_error("SepalLength,SepalWidth,Species\n5.1,3.5,0\n4.9,3.0,3\n", false);
+    assert_eq!(stderr, format!("error: {path}:3:9: label 3 is outside 0..2 (`n_classes` is 3)\n"));
 }
 
 #[test]
 fn a_label_outside_the_vocabulary_is_named() {
     let (stderr, path) = train_error("species,bill_length_mm\nAdelie,39.1\nGentu,46.1\n", true);
-    assert_eq!(stderr, format!("error: {path}:3:1: label `Gentu` is not in `label_vocabulary`; did you mean `Gentoo`?\n"));
+    assert_eq!(
+        stderr,
+        format!("error: {path}:3:1: label `Gentu` is not in `label_vocabulary`; did you mean `Gentoo`?\n")
+    );
 }
 
 #[test]
@@ -381,49 +279,21 @@ fn a_file_with_a_header_only_is_named() {
 #[test]
 fn an_empty_file_is_named_with_the_line_that_reads_it() {
     let (stderr, _) = train_error("", false);
-    assert!(
-        stderr.starts_with("error: cannot read data file `"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("data.csv`: the file is empty: no header row\n  ┌─ p.est:2:18\n"),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("error: cannot read data file `"), "{stderr}");
+    assert!(stderr.contains("data.csv`: the file is empty: no header row\n  ┌─ p.est:2:18\n"), "{stderr}");
 }
 
 #[test]
 fn a_missing_file_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let file = root().join("pipelines/iris.est");
-    ok(&est(
-        tmp.path(),
-        &["train", file.as_str(), "--steps", "1", "--model-dir", "m"],
-    ));
-    let out = est(
-        tmp.path(),
-        &[
-            "evaluate",
-            file.as_str(),
-            "--model-dir",
-            "m",
-            "--data",
-            "nowhere.csv",
-        ],
-    );
+    ok(&est(tmp.path(), &["train", file.as_str(), "--steps", "1", "--model-dir", "m"]));
+    let out = est(tmp.path(), &["evaluate", file.as_str(), "--model-dir", "m", "--data", "nowhere.csv"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        text(&out.stderr),
-        "error: cannot read `nowhere.csv`: No such file or directory (os error 2)\n"
-    );
-    let missing = est(
-        tmp.path(),
-        &["evaluate", file.as_str(), "--model-dir", "empty"],
-    );
+    assert_eq!(text(&out.stderr), "error: cannot read `nowhere.csv`: No such file or directory (os error 2)\n");
+    let missing = est(tmp.path(), &["evaluate", file.as_str(), "--model-dir", "empty"]);
     assert_eq!(missing.status.code(), Some(1));
-    assert_eq!(
-        text(&missing.stderr),
-        "error: no checkpoint in `empty`: train first with `est train`\n"
-    );
+    assert_eq!(text(&missing.stderr), "error: no checkpoint in `empty`: train first with `est train`\n");
 }
 
 #[test]
@@ -432,14 +302,7 @@ fn ctrl_c_writes_a_checkpoint_and_exits_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let file = root().join("pipelines/iris.est");
     let mut child = Command::new(env!("CARGO_BIN_EXE_est"))
-        .args([
-            "train",
-            file.as_str(),
-            "--steps",
-            "100000000",
-            "--model-dir",
-            "m",
-        ])
+        .args(["train", file.as_str(), "--steps", "100000000", "--model-dir", "m"])
         .current_dir(tmp.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -452,38 +315,18 @@ fn ctrl_c_writes_a_checkpoint_and_exits_cleanly() {
             break;
         }
     }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{rest:?}");
     let summary = text(&out.stdout);
-    assert!(
-        summary.starts_with("interrupted iris: step 0 → "),
-        "{summary}"
-    );
-    let step: u64 = summary
-        .split(" → ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    assert!(summary.starts_with("interrupted iris: step 0 → "), "{summary}");
+    let step: u64 = summary.split(" → ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!(step >= 300);
     let (meta, _) = latest(&tmp.path().join("m"));
-    assert_eq!(
-        meta.global_step, step,
-        "the checkpoint is not at the step training stopped"
-    );
-    let again = est(
-        tmp.path(),
-        &["train", file.as_str(), "--steps", "1", "--model-dir", "m"],
-    );
+    assert_eq!(meta.global_step, step, "the checkpoint is not at the step training stopped");
+    let again = est(tmp.path(), &["train", file.as_str(), "--steps", "1", "--model-dir", "m"]);
     ok(&again);
     assert!(text(&again.stderr).contains(&format!("restored ckpt-{step}.safetensors")));
 }
@@ -534,10 +377,7 @@ fn a_binary_classifier_reports_tf_binary_metrics() {
         ]
     );
     assert!(m["auc"].as_f64().unwrap() > 0.85, "{m}");
-    assert!(
-        m["accuracy"].as_f64().unwrap() > m["accuracy_baseline"].as_f64().unwrap(),
-        "{m}"
-    );
+    assert!(m["accuracy"].as_f64().unwrap() > m["accuracy_baseline"].as_f64().unwrap(), "{m}");
     let label_mean = m["label/mean"].as_f64().unwrap();
     assert!((0.3..0.7).contains(&label_mean), "{m}");
 }
@@ -561,20 +401,8 @@ fn a_regressor_reports_tf_regression_metrics() {
     );
     let m = train_and_evaluate(&pipeline, &[]);
     let keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        [
-            "average_loss",
-            "global_step",
-            "label/mean",
-            "loss",
-            "prediction/mean"
-        ]
-    );
-    let (label, prediction) = (
-        m["label/mean"].as_f64().unwrap(),
-        m["prediction/mean"].as_f64().unwrap(),
-    );
+    assert_eq!(keys, ["average_loss", "global_step", "label/mean", "loss", "prediction/mean"]);
+    let (label, prediction) = (m["label/mean"].as_f64().unwrap(), m["prediction/mean"].as_f64().unwrap());
     assert!((prediction - label).abs() / label < 0.1, "{m}");
     // A root mean squared error well under the spread of body masses (about 800 g).
     assert!(m["average_loss"].as_f64().unwrap().sqrt() < 600.0, "{m}");
@@ -583,33 +411,15 @@ fn a_regressor_reports_tf_regression_metrics() {
 #[test]
 fn epochs_count_passes_over_the_data_with_a_short_last_batch() {
     // 120 rows, two epochs in batches of 32: 7 full batches and one of 16.
-    let pipeline = iris(
-        "model dnn_classifier { hidden_units = [4], n_classes = 3 }",
-        "",
-    )
-    .replace("steps = 200", "epochs = 2");
+    let pipeline =
+        iris("model dnn_classifier { hidden_units = [4], n_classes = 3 }", "").replace("steps = 200", "epochs = 2");
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("p.est"), pipeline).unwrap();
     let summary = ok(&est(tmp.path(), &["train", "p.est", "--model-dir", "m"]));
-    assert!(
-        summary.starts_with("trained resume: step 0 → 8 in "),
-        "{summary}"
-    );
+    assert!(summary.starts_with("trained resume: step 0 → 8 in "), "{summary}");
     let (meta, _) = latest(&tmp.path().join("m"));
-    assert_eq!(
-        meta.data_order,
-        est::data::order::DataOrder {
-            epoch: 1,
-            offset: 120
-        }
-    );
+    assert_eq!(meta.data_order, est::data::order::DataOrder { epoch: 1, offset: 120 });
     // max_steps below the global step trains nothing.
-    let again = ok(&est(
-        tmp.path(),
-        &["train", "p.est", "--model-dir", "m", "--max-steps", "5"],
-    ));
-    assert!(
-        again.starts_with("trained resume: step 8 → 8 in "),
-        "{again}"
-    );
+    let again = ok(&est(tmp.path(), &["train", "p.est", "--model-dir", "m", "--max-steps", "5"]));
+    assert!(again.starts_with("trained resume: step 8 → 8 in "), "{again}");
 }

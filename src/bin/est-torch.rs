@@ -11,9 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use est::checkpoint::Entry;
 use est::cli::args::{EvaluateArgs, PredictArgs, PredictFormat, TrainArgs};
+use est::cli::guard::{self, Allow};
 use est::cli::{exit, front, Color};
 use est::plan::Plan;
-use est::train::{self, Metrics, Progress, RunOptions, TrainError};
+use est::train::{self, Metrics, Progress, RunOptions, Start, TrainError};
 
 #[derive(Parser, Debug)]
 #[command(name = "est", version, after_help = est::cli::AFTER_HELP)]
@@ -49,11 +50,7 @@ fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
             let _ = e.print();
             return code;
         }
@@ -66,8 +63,18 @@ fn run() -> i32 {
     }
 }
 
-fn load_plan(file: &camino::Utf8Path, color: bool) -> Result<Plan, i32> {
-    front::load(file, color).map(|(_, compiled)| compiled.plan)
+/// The plan, after the fingerprint guard (which `est` ran too, but this binary can be run alone).
+fn load_plan(
+    command: &str,
+    file: &camino::Utf8Path,
+    model_dir: Option<&camino::Utf8Path>,
+    allow: Allow,
+    color: bool,
+) -> Result<(Plan, Option<String>), i32> {
+    let (source, compiled) = front::load(file, color)?;
+    let dir = guard::model_dir(&compiled, model_dir);
+    let changed = guard::check(command, &compiled, &source, &dir, allow)?;
+    Ok((compiled.plan, changed))
 }
 
 fn fail(e: &TrainError) -> i32 {
@@ -82,9 +89,21 @@ fn fail(e: &TrainError) -> i32 {
 }
 
 fn train_command(args: &TrainArgs, color: bool) -> i32 {
-    let plan = match load_plan(&args.file, color) {
+    let (plan, changed) = match load_plan("train", &args.file, args.model_dir.as_deref(), args.allow(), color) {
         Ok(p) => p,
         Err(code) => return code,
+    };
+    if let Some(changed) = changed {
+        eprintln!("note: changed since the checkpoint: {changed}");
+    }
+    let start = if args.fresh {
+        Start::Fresh
+    } else if args.warm_start {
+        Start::WarmStart
+    } else if args.reset_optimizer {
+        Start::ResetOptimizer
+    } else {
+        Start::Resume
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -99,6 +118,8 @@ fn train_command(args: &TrainArgs, color: bool) -> i32 {
         steps: args.steps,
         max_steps: args.max_steps,
         model_dir: args.model_dir.clone(),
+        start,
+        ..RunOptions::default()
     };
     let mut progress = Console::new();
     let result = train::run(&plan, &opts, &mut progress, &stop);
@@ -106,19 +127,14 @@ fn train_command(args: &TrainArgs, color: bool) -> i32 {
     match result {
         Ok(summary) => {
             let rate = (summary.to_step - summary.from_step) as f64 / summary.seconds.max(1e-9);
-            let loss = summary
-                .last_loss
-                .map_or(String::new(), |l| format!(", loss {}", l as f32));
-            let checkpoint = summary.checkpoint.as_ref().map_or(String::new(), |e| {
-                format!("; checkpoint {}", summary.model_dir.join(&e.file))
-            });
+            let loss = summary.last_loss.map_or(String::new(), |l| format!(", loss {}", l as f32));
+            let checkpoint = summary
+                .checkpoint
+                .as_ref()
+                .map_or(String::new(), |e| format!("; checkpoint {}", summary.model_dir.join(&e.file)));
             println!(
                 "{} {}: step {} → {} in {:.2} s ({:.0} steps/s){loss}{checkpoint}",
-                if summary.interrupted {
-                    "interrupted"
-                } else {
-                    "trained"
-                },
+                if summary.interrupted { "interrupted" } else { "trained" },
                 plan.pipeline,
                 summary.from_step,
                 summary.to_step,
@@ -136,14 +152,11 @@ fn train_command(args: &TrainArgs, color: bool) -> i32 {
 }
 
 fn evaluate_command(args: &EvaluateArgs, color: bool) -> i32 {
-    let plan = match load_plan(&args.file, color) {
+    let (plan, _) = match load_plan("evaluate", &args.file, args.model_dir.as_deref(), Allow::default(), color) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let opts = RunOptions {
-        model_dir: args.model_dir.clone(),
-        ..RunOptions::default()
-    };
+    let opts = RunOptions { model_dir: args.model_dir.clone(), ..RunOptions::default() };
     match train::evaluate::run(&plan, &opts, args.data.as_deref()) {
         Ok(metrics) => {
             if args.json {
@@ -164,31 +177,22 @@ fn evaluate_command(args: &EvaluateArgs, color: bool) -> i32 {
 
 /// `accuracy = 0.9667, average_loss = 0.0812, global_step = 1000, loss = 0.0812`, as TF logged.
 fn metrics_line(metrics: &Metrics) -> String {
-    let mut parts: Vec<String> = metrics
-        .values
-        .iter()
-        .map(|(k, v)| format!("{k} = {}", *v as f32))
-        .collect();
+    let mut parts: Vec<String> = metrics.values.iter().map(|(k, v)| format!("{k} = {}", *v as f32)).collect();
     parts.push(format!("global_step = {}", metrics.global_step));
     parts.sort();
     parts.join(", ")
 }
 
 fn predict_command(args: &PredictArgs, color: bool) -> i32 {
-    let plan = match load_plan(&args.file, color) {
+    let (plan, _) = match load_plan("predict", &args.file, args.model_dir.as_deref(), Allow::default(), color) {
         Ok(p) => p,
         Err(code) => return code,
     };
     let Some(input) = args.input.clone().or_else(|| plan.data.predict.clone()) else {
-        eprintln!(
-            "error: nothing to predict: pass --input CSV or set `predict` in the `data` block"
-        );
+        eprintln!("error: nothing to predict: pass --input CSV or set `predict` in the `data` block");
         return exit::USAGE;
     };
-    let opts = RunOptions {
-        model_dir: args.model_dir.clone(),
-        ..RunOptions::default()
-    };
+    let opts = RunOptions { model_dir: args.model_dir.clone(), ..RunOptions::default() };
     let predictions = match train::predict::run(&plan, &opts, &input) {
         Ok(p) => p,
         Err(e) => return fail(&e),
@@ -228,11 +232,7 @@ struct Console {
 
 impl Console {
     fn new() -> Console {
-        Console {
-            bar: None,
-            last_log: None,
-            first: 0,
-        }
+        Console { bar: None, last_log: None, first: 0 }
     }
 
     fn line(&self, text: &str) {
@@ -282,10 +282,7 @@ impl Progress for Console {
         match self.last_log {
             Some((from, when)) if from > self.first => {
                 let rate = (step - from) as f64 / when.elapsed().as_secs_f64().max(1e-9);
-                eprintln!(
-                    "step = {step}, loss = {}, steps/sec = {rate:.1}",
-                    loss as f32
-                );
+                eprintln!("step = {step}, loss = {}, steps/sec = {rate:.1}", loss as f32);
             }
             _ => eprintln!("step = {step}, loss = {}", loss as f32),
         }

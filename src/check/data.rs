@@ -8,18 +8,8 @@ use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::span::Span;
 use crate::spec::{Decl, ValueKind};
 
-const KEYS: [&str; 10] = [
-    "train",
-    "eval",
-    "predict",
-    "label",
-    "label_vocabulary",
-    "missing",
-    "delimiter",
-    "header",
-    "columns",
-    "bad_rows",
-];
+const KEYS: [&str; 10] =
+    ["train", "eval", "predict", "label", "label_vocabulary", "missing", "delimiter", "header", "columns", "bad_rows"];
 
 /// The checked block, plus what the checker learnt from the files' headers.
 pub struct CheckedData {
@@ -30,15 +20,7 @@ pub struct CheckedData {
 
 pub fn check(ctx: &mut Ctx, decl: &Decl, base_dir: &Utf8Path) -> Option<CheckedData> {
     let body = super::plain_body(ctx, decl)?;
-    let f = Fields::new(
-        ctx,
-        "data",
-        "data",
-        decl.kind.span,
-        &body.items,
-        &KEYS,
-        &|_| None,
-    );
+    let f = Fields::new(ctx, "data", "data", decl.kind.span, &body.items, &KEYS, &|_| None);
     f.require(ctx, "train", "data");
     f.require(ctx, "label", "data");
 
@@ -66,8 +48,7 @@ pub fn check(ctx: &mut Ctx, decl: &Decl, base_dir: &Utf8Path) -> Option<CheckedD
                 );
                 return None;
             }
-            no_repeats(ctx, "label_vocabulary", &values)
-                .then(|| values.into_iter().map(|v| v.node).collect())
+            no_repeats(ctx, "label_vocabulary", &values).then(|| values.into_iter().map(|v| v.node).collect())
         });
     let missing = match f.value(ctx, "missing").map(|v| &v.kind) {
         Some(ValueKind::Str(s)) => Some(vec![s.clone()]),
@@ -89,10 +70,7 @@ pub fn check(ctx: &mut Ctx, decl: &Decl, base_dir: &Utf8Path) -> Option<CheckedD
                     super::fields::out_of_range(
                         ctx,
                         "delimiter",
-                        format!(
-                            "must be one ASCII character other than a quote or newline, found {:?}",
-                            s.node
-                        ),
+                        format!("must be one ASCII character other than a quote or newline, found {:?}", s.node),
                         s.span,
                     );
                     None
@@ -101,55 +79,32 @@ pub fn check(ctx: &mut Ctx, decl: &Decl, base_dir: &Utf8Path) -> Option<CheckedD
         }
     };
     let header = f.bool(ctx, "header").unwrap_or(true);
-    let columns = f
-        .names(ctx, "columns")
-        .map(|c| c.into_iter().map(|s| s.node).collect::<Vec<_>>());
+    let columns = f.names(ctx, "columns").map(|c| c.into_iter().map(|s| s.node).collect::<Vec<_>>());
     if !header && columns.is_none() && !f.has("columns") {
         ctx.report(
             Diagnostic::new(
-                DiagnosticKind::MissingKey {
-                    key: "columns",
-                    block: "data".into(),
-                },
+                DiagnosticKind::MissingKey { key: "columns", block: "data".into() },
                 f.span("header").unwrap_or(decl.kind.span),
             )
             .with_help("without a header row, name the columns: `columns = [a, b, label]`"),
         );
     }
-    let bad_rows = f.choice(
-        ctx,
-        "bad_rows",
-        &[("error", BadRows::Error), ("skip", BadRows::Skip)],
-    );
-    let bad_rows = if f.has("bad_rows") {
-        bad_rows
-    } else {
-        Some(BadRows::Error)
-    };
+    let bad_rows = f.choice(ctx, "bad_rows", &[("error", BadRows::Error), ("skip", BadRows::Skip)]);
+    let bad_rows = if f.has("bad_rows") { bad_rows } else { Some(BadRows::Error) };
 
     // Headers are read now so a wrong column name is reported with the other mistakes.
     let mut files = Vec::new();
     for (which, file) in [("train", &train), ("eval", &eval), ("predict", &predict)] {
         let Some((path, span)) = file else { continue };
-        let Some(file_columns) = read_columns(
-            ctx,
-            path,
-            *span,
-            base_dir,
-            delimiter?,
-            header,
-            columns.as_deref(),
-        ) else {
+        let Some(file_columns) = read_columns(ctx, path, *span, base_dir, delimiter?, header, columns.as_deref())
+        else {
             continue;
         };
         if let Some(label) = &label {
             if which != "predict" && !file_columns.contains(&label.node) {
                 ctx.report(
                     Diagnostic::new(
-                        DiagnosticKind::LabelNotInData {
-                            label: label.node.clone(),
-                            file: path.to_string(),
-                        },
+                        DiagnosticKind::LabelNotInData { label: label.node.clone(), file: path.to_string() },
                         label.span,
                     )
                     .suggesting(&label.node, file_columns.iter().map(String::as_str)),
@@ -164,11 +119,7 @@ pub fn check(ctx: &mut Ctx, decl: &Decl, base_dir: &Utf8Path) -> Option<CheckedD
         eval: eval.map(|e| e.0),
         predict: predict.map(|p| p.0),
         label: label?.node,
-        label_vocabulary: if f.has("label_vocabulary") {
-            Some(label_vocabulary?)
-        } else {
-            None
-        },
+        label_vocabulary: if f.has("label_vocabulary") { Some(label_vocabulary?) } else { None },
         missing: missing?,
         delimiter: delimiter?,
         header,
@@ -183,13 +134,7 @@ pub fn no_repeats(ctx: &mut Ctx, key: &str, values: &[crate::span::Spanned<Strin
     let mut ok = true;
     for (i, v) in values.iter().enumerate() {
         if values[..i].iter().any(|earlier| earlier.node == v.node) {
-            ctx.error(
-                DiagnosticKind::DuplicateValue {
-                    key: key.to_string(),
-                    value: format!("`{}`", v.node),
-                },
-                v.span,
-            );
+            ctx.error(DiagnosticKind::DuplicateValue { key: key.to_string(), value: format!("`{}`", v.node) }, v.span);
             ok = false;
         }
     }
@@ -208,26 +153,13 @@ fn read_columns(
 ) -> Option<Vec<String>> {
     if !path.exists() {
         ctx.report(
-            Diagnostic::new(
-                DiagnosticKind::MissingDataFile {
-                    path: path.to_string(),
-                },
-                span,
-            )
-            .with_help(format!(
-                "paths are relative to the folder of the .est file, `{base_dir}`"
-            )),
+            Diagnostic::new(DiagnosticKind::MissingDataFile { path: path.to_string() }, span)
+                .with_help(format!("paths are relative to the folder of the .est file, `{base_dir}`")),
         );
         return None;
     }
     let unreadable = |ctx: &mut Ctx, reason: String| {
-        ctx.error(
-            DiagnosticKind::UnreadableDataFile {
-                path: path.to_string(),
-                reason,
-            },
-            span,
-        );
+        ctx.error(DiagnosticKind::UnreadableDataFile { path: path.to_string(), reason }, span);
     };
     if let Some(columns) = columns {
         return Some(columns.to_vec());
@@ -235,11 +167,7 @@ fn read_columns(
     if !header {
         return None;
     }
-    let mut reader = match csv::ReaderBuilder::new()
-        .delimiter(delimiter as u8)
-        .has_headers(true)
-        .from_path(path)
-    {
+    let mut reader = match csv::ReaderBuilder::new().delimiter(delimiter as u8).has_headers(true).from_path(path) {
         Ok(r) => r,
         Err(e) => {
             unreadable(ctx, e.to_string());
@@ -247,10 +175,7 @@ fn read_columns(
         }
     };
     let names: Vec<String> = match reader.headers() {
-        Ok(h) => h
-            .iter()
-            .map(|s| s.trim_start_matches('\u{feff}').trim().to_string())
-            .collect(),
+        Ok(h) => h.iter().map(|s| s.trim_start_matches('\u{feff}').trim().to_string()).collect(),
         Err(e) => {
             unreadable(ctx, e.to_string());
             return None;

@@ -7,27 +7,14 @@ use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::span::{Span, Spanned};
 use crate::spec::{Decl, Item, Source, ValueKind};
 
-pub const KINDS: [&str; 6] = [
-    "numeric",
-    "bucketized",
-    "categorical",
-    "embedding",
-    "indicator",
-    "crossed",
-];
+pub const KINDS: [&str; 6] = ["numeric", "bucketized", "categorical", "embedding", "indicator", "crossed"];
 
 /// The keys each column kind takes.
 fn keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "numeric" => &["default", "normalize", "shape"],
         "bucketized" => &["boundaries"],
-        "categorical" => &[
-            "vocabulary",
-            "oov_buckets",
-            "hash_buckets",
-            "identity",
-            "separator",
-        ],
+        "categorical" => &["vocabulary", "oov_buckets", "hash_buckets", "identity", "separator"],
         "embedding" => &["dimension", "combiner"],
         "crossed" => &["hash_buckets"],
         _ => &[],
@@ -82,10 +69,7 @@ pub fn check(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Option<V
             Some(d) => {
                 if let Some(first) = declared.iter().find(|x| x.feature.name == d.feature.name) {
                     ctx.error(
-                        DiagnosticKind::DuplicateColumn {
-                            name: d.feature.name.clone(),
-                            first: first.name_span,
-                        },
+                        DiagnosticKind::DuplicateColumn { name: d.feature.name.clone(), first: first.name_span },
                         d.name_span,
                     );
                     ok = false;
@@ -102,10 +86,7 @@ pub fn check(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Option<V
     if body.items.is_empty() {
         ctx.report(
             Diagnostic::new(
-                DiagnosticKind::MalformedBlock {
-                    block: "features".into(),
-                    problem: "declares no columns".into(),
-                },
+                DiagnosticKind::MalformedBlock { block: "features".into(), problem: "declares no columns".into() },
                 decl.span,
             )
             .with_help("declare at least one column, e.g. `numeric SepalLength`"),
@@ -120,23 +101,15 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
     let kind = decl.kind.node.as_str();
     if !KINDS.contains(&kind) {
         ctx.report(
-            Diagnostic::new(
-                DiagnosticKind::UnknownColumnKind {
-                    kind: kind.to_string(),
-                },
-                decl.kind.span,
-            )
-            .suggesting(kind, KINDS),
+            Diagnostic::new(DiagnosticKind::UnknownColumnKind { kind: kind.to_string() }, decl.kind.span)
+                .suggesting(kind, KINDS),
         );
         return None;
     }
     let Some(name) = &decl.name else {
         ctx.report(
             Diagnostic::new(
-                DiagnosticKind::MalformedBlock {
-                    block: kind.to_string(),
-                    problem: "needs a name".into(),
-                },
+                DiagnosticKind::MalformedBlock { block: kind.to_string(), problem: "needs a name".into() },
                 decl.kind.span,
             )
             .with_help(format!("write `{}`", usage(kind))),
@@ -144,39 +117,16 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
         return None;
     };
     if let Some(reason) = invalid_name(&name.node) {
-        ctx.error(
-            DiagnosticKind::InvalidColumnName {
-                name: name.node.clone(),
-                reason,
-            },
-            name.span,
-        );
+        ctx.error(DiagnosticKind::InvalidColumnName { name: name.node.clone(), reason }, name.span);
         return None;
     }
     let path = format!("features.{}", name.node);
     ctx.spans.insert(path.clone(), name.span);
     let items: &[Item] = decl.body.as_ref().map_or(&[], |b| b.items.as_slice());
-    let f = Fields::new(
-        ctx,
-        &path,
-        &format!("{kind} {}", name.node),
-        name.span,
-        items,
-        keys(kind),
-        &|key| {
-            let owners: Vec<&str> = KINDS
-                .iter()
-                .copied()
-                .filter(|k| keys(k).contains(&key))
-                .collect();
-            (!owners.is_empty()).then(|| {
-                format!(
-                    "`{key}` belongs to {} columns, not {kind}",
-                    owners.join(" and ")
-                )
-            })
-        },
-    );
+    let f = Fields::new(ctx, &path, &format!("{kind} {}", name.node), name.span, items, keys(kind), &|key| {
+        let owners: Vec<&str> = KINDS.iter().copied().filter(|k| keys(k).contains(&key)).collect();
+        (!owners.is_empty()).then(|| format!("`{key}` belongs to {} columns, not {kind}", owners.join(" and ")))
+    });
 
     // numeric and categorical read a data column: their own name, or `= "column"`.
     let data_column = |ctx: &mut Ctx| -> Option<String> {
@@ -186,16 +136,10 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
             Some(Source::List(_, span)) => {
                 ctx.report(
                     Diagnostic::new(
-                        DiagnosticKind::MalformedBlock {
-                            block: kind.into(),
-                            problem: "reads one data column".into(),
-                        },
+                        DiagnosticKind::MalformedBlock { block: kind.into(), problem: "reads one data column".into() },
                         *span,
                     )
-                    .with_help(format!(
-                        "write `{}` or `{kind} NAME = \"data column\"`",
-                        usage(kind)
-                    )),
+                    .with_help(format!("write `{}` or `{kind} NAME = \"data column\"`", usage(kind))),
                 );
                 return None;
             }
@@ -233,11 +177,7 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
             let shape = int_or(ctx, &f, "shape", 1, 1);
             FeatureKind::Numeric {
                 column: column?,
-                default: if f.has("default") {
-                    Some(default?)
-                } else {
-                    None
-                },
+                default: if f.has("default") { Some(default?) } else { None },
                 normalize: normalize?,
                 shape: shape? as usize,
             }
@@ -252,19 +192,11 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
                     return None;
                 }
             }
-            FeatureKind::Categorical {
-                column: column?,
-                ids: ids?,
-                separator: separator.map(|s| s.node),
-            }
+            FeatureKind::Categorical { column: column?, ids: ids?, separator: separator.map(|s| s.node) }
         }
         "bucketized" => {
             let source = one_source(ctx);
-            f.require(
-                ctx,
-                "boundaries",
-                &format!("bucketized column `{}`", name.node),
-            );
+            f.require(ctx, "boundaries", &format!("bucketized column `{}`", name.node));
             let boundaries = f.list(ctx, "boundaries", "a number", |v| match v {
                 ValueKind::Float(x) => Some(*x),
                 ValueKind::Int(i) => Some(*i as f64),
@@ -277,39 +209,23 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
                     return None;
                 }
                 if let Some(w) = b.windows(2).find(|w| w[1].node <= w[0].node) {
-                    ctx.error(
-                        DiagnosticKind::UnsortedBoundaries {
-                            key: "boundaries".into(),
-                        },
-                        w[1].span,
-                    );
+                    ctx.error(DiagnosticKind::UnsortedBoundaries { key: "boundaries".into() }, w[1].span);
                     return None;
                 }
                 Some(b.into_iter().map(|x| x.node).collect())
             });
             let (source, spans) = source?;
             source_spans = spans;
-            FeatureKind::Bucketized {
-                source,
-                boundaries: boundaries?,
-            }
+            FeatureKind::Bucketized { source, boundaries: boundaries? }
         }
         "embedding" => {
             let source = one_source(ctx);
-            f.require(
-                ctx,
-                "dimension",
-                &format!("embedding column `{}`", name.node),
-            );
+            f.require(ctx, "dimension", &format!("embedding column `{}`", name.node));
             let dimension = f.int_min(ctx, "dimension", 1);
             let combiner = choice_or(ctx, &f, "combiner", COMBINERS, Combiner::Mean);
             let (source, spans) = source?;
             source_spans = spans;
-            FeatureKind::Embedding {
-                source,
-                dimension: dimension?.node as usize,
-                combiner: combiner?,
-            }
+            FeatureKind::Embedding { source, dimension: dimension?.node as usize, combiner: combiner? }
         }
         "indicator" => {
             let (source, spans) = one_source(ctx)?;
@@ -317,11 +233,7 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
             FeatureKind::Indicator { source }
         }
         _ => {
-            f.require(
-                ctx,
-                "hash_buckets",
-                &format!("crossed column `{}`", name.node),
-            );
+            f.require(ctx, "hash_buckets", &format!("crossed column `{}`", name.node));
             let hash_buckets = f.int_min(ctx, "hash_buckets", 1);
             let sources: Vec<Spanned<String>> = match &decl.source {
                 Some(Source::List(names, _)) => names.clone(),
@@ -331,9 +243,7 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
             if sources.len() < 2 {
                 ctx.report(
                     Diagnostic::new(
-                        DiagnosticKind::TooFewCrossed {
-                            column: name.node.clone(),
-                        },
+                        DiagnosticKind::TooFewCrossed { column: name.node.clone() },
                         decl.source.as_ref().map_or(name.span, Source::span),
                     )
                     .with_help(format!("write `{}`", usage(kind))),
@@ -351,40 +261,21 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
         }
     };
     if decl.source.is_some() && matches!(kind, "numeric" | "categorical") {
-        ctx.spans.insert(
-            format!("{path}.column"),
-            decl.source.as_ref().map_or(name.span, Source::span),
-        );
+        ctx.spans.insert(format!("{path}.column"), decl.source.as_ref().map_or(name.span, Source::span));
     }
     Some(Declared {
-        feature: Feature {
-            name: name.node.clone(),
-            kind: feature_kind,
-        },
+        feature: Feature { name: name.node.clone(), kind: feature_kind },
         name_span: name.span,
         source_spans,
     })
 }
 
-const NORMALIZE: &[(&str, Normalize)] = &[
-    ("none", Normalize::None),
-    ("zscore", Normalize::Zscore),
-    ("minmax", Normalize::Minmax),
-];
-const COMBINERS: &[(&str, Combiner)] = &[
-    ("mean", Combiner::Mean),
-    ("sum", Combiner::Sum),
-    ("sqrtn", Combiner::Sqrtn),
-];
+const NORMALIZE: &[(&str, Normalize)] =
+    &[("none", Normalize::None), ("zscore", Normalize::Zscore), ("minmax", Normalize::Minmax)];
+const COMBINERS: &[(&str, Combiner)] = &[("mean", Combiner::Mean), ("sum", Combiner::Sum), ("sqrtn", Combiner::Sqrtn)];
 
 /// A choice with a default when the key is absent; `None` only when it is present and wrong.
-pub fn choice_or<T: Copy>(
-    ctx: &mut Ctx,
-    f: &Fields,
-    key: &str,
-    choices: &[(&str, T)],
-    default: T,
-) -> Option<T> {
+pub fn choice_or<T: Copy>(ctx: &mut Ctx, f: &Fields, key: &str, choices: &[(&str, T)], default: T) -> Option<T> {
     if f.has(key) {
         f.choice(ctx, key, choices)
     } else {
@@ -407,13 +298,8 @@ fn categorical_ids(ctx: &mut Ctx, f: &Fields, name: &str) -> Option<CategoricalI
     match given.as_slice() {
         [] => {
             ctx.report(
-                Diagnostic::new(
-                    DiagnosticKind::CategoricalWithoutBuckets {
-                        column: name.to_string(),
-                    },
-                    f.header,
-                )
-                .with_help("add `vocabulary = [...]`, `hash_buckets = N` or `identity = N`"),
+                Diagnostic::new(DiagnosticKind::CategoricalWithoutBuckets { column: name.to_string() }, f.header)
+                    .with_help("add `vocabulary = [...]`, `hash_buckets = N` or `identity = N`"),
             );
             None
         }
@@ -442,12 +328,7 @@ fn categorical_ids(ctx: &mut Ctx, f: &Fields, name: &str) -> Option<CategoricalI
                     let oov_buckets = int_or(ctx, f, "oov_buckets", 0, 0);
                     let values = values?;
                     if values.is_empty() {
-                        out_of_range(
-                            ctx,
-                            "vocabulary",
-                            "must not be empty".into(),
-                            f.span("vocabulary")?,
-                        );
+                        out_of_range(ctx, "vocabulary", "must not be empty".into(), f.span("vocabulary")?);
                         return None;
                     }
                     if !no_repeats(ctx, "vocabulary", &values) {
@@ -458,12 +339,10 @@ fn categorical_ids(ctx: &mut Ctx, f: &Fields, name: &str) -> Option<CategoricalI
                         oov_buckets: oov_buckets? as u64,
                     })
                 }
-                "hash_buckets" => Some(CategoricalIds::Hash {
-                    hash_buckets: f.int_min(ctx, "hash_buckets", 1)?.node as u64,
-                }),
-                _ => Some(CategoricalIds::Identity {
-                    identity: f.int_min(ctx, "identity", 1)?.node as u64,
-                }),
+                "hash_buckets" => {
+                    Some(CategoricalIds::Hash { hash_buckets: f.int_min(ctx, "hash_buckets", 1)?.node as u64 })
+                }
+                _ => Some(CategoricalIds::Identity { identity: f.int_min(ctx, "identity", 1)?.node as u64 }),
             }
         }
         [first, second, ..] => {
@@ -486,21 +365,12 @@ fn invalid_name(name: &str) -> Option<&'static str> {
     }
 }
 
-fn check_data_column(
-    ctx: &mut Ctx,
-    column: &Spanned<String>,
-    data: Option<&CheckedData>,
-) -> Option<()> {
+fn check_data_column(ctx: &mut Ctx, column: &Spanned<String>, data: Option<&CheckedData>) -> Option<()> {
     let data = data?;
     if data.spec.label == column.node {
         ctx.report(
-            Diagnostic::new(
-                DiagnosticKind::LabelAsFeature {
-                    name: column.node.clone(),
-                },
-                column.span,
-            )
-            .with_help("a model cannot see the answer it is asked to predict"),
+            Diagnostic::new(DiagnosticKind::LabelAsFeature { name: column.node.clone() }, column.span)
+                .with_help("a model cannot see the answer it is asked to predict"),
         );
         return None;
     }
@@ -508,10 +378,7 @@ fn check_data_column(
         if !columns.contains(&column.node) {
             ctx.report(
                 Diagnostic::new(
-                    DiagnosticKind::UnknownDataColumn {
-                        name: column.node.clone(),
-                        file: path.to_string(),
-                    },
+                    DiagnosticKind::UnknownDataColumn { name: column.node.clone(), file: path.to_string() },
                     column.span,
                 )
                 .suggesting(&column.node, columns.iter().map(String::as_str)),
@@ -533,13 +400,8 @@ fn check_sources(ctx: &mut Ctx, declared: &[Declared], failed: &[&str]) -> bool 
                     continue;
                 }
                 ctx.report(
-                    Diagnostic::new(
-                        DiagnosticKind::UnknownColumn {
-                            name: source.to_string(),
-                        },
-                        *span,
-                    )
-                    .suggesting(source, declared.iter().map(|x| x.feature.name.as_str())),
+                    Diagnostic::new(DiagnosticKind::UnknownColumn { name: source.to_string() }, *span)
+                        .suggesting(source, declared.iter().map(|x| x.feature.name.as_str())),
                 );
                 continue;
             };
@@ -548,10 +410,7 @@ fn check_sources(ctx: &mut Ctx, declared: &[Declared], failed: &[&str]) -> bool 
                     matches!(target.feature.kind, FeatureKind::Numeric { shape: 1, .. })
                 }
                 FeatureKind::Crossed { .. } => {
-                    matches!(
-                        target.feature.kind,
-                        FeatureKind::Categorical { .. } | FeatureKind::Bucketized { .. }
-                    )
+                    matches!(target.feature.kind, FeatureKind::Categorical { .. } | FeatureKind::Bucketized { .. })
                 }
                 _ => target.feature.kind.has_ids(),
             };

@@ -69,15 +69,10 @@ impl<'a> Fields<'a> {
                     let key = entry.key.node.as_str();
                     if !allowed.contains(&key) {
                         let diagnostic = Diagnostic::new(
-                            DiagnosticKind::UnknownKey {
-                                key: key.to_string(),
-                                block: display.to_string(),
-                            },
+                            DiagnosticKind::UnknownKey { key: key.to_string(), block: display.to_string() },
                             entry.key.span,
                         );
-                        if let Some(meant) =
-                            crate::suggestion::suggest(key, allowed.iter().copied())
-                        {
+                        if let Some(meant) = crate::suggestion::suggest(key, allowed.iter().copied()) {
                             typos.push(meant);
                         }
                         ctx.report(match elsewhere(key) {
@@ -86,10 +81,7 @@ impl<'a> Fields<'a> {
                         });
                     } else if let Some(first) = entries.get(key) {
                         ctx.error(
-                            DiagnosticKind::DuplicateKey {
-                                key: key.to_string(),
-                                first: first.key.span,
-                            },
+                            DiagnosticKind::DuplicateKey { key: key.to_string(), first: first.key.span },
                             entry.key.span,
                         );
                     } else {
@@ -98,12 +90,7 @@ impl<'a> Fields<'a> {
                 }
             }
         }
-        Fields {
-            path: path.to_string(),
-            entries,
-            typos,
-            header,
-        }
+        Fields { path: path.to_string(), entries, typos, header }
     }
 
     pub fn has(&self, key: &str) -> bool {
@@ -127,11 +114,7 @@ impl<'a> Fields<'a> {
 
     fn wrong_type(&self, ctx: &mut Ctx, key: &str, expected: &'static str, value: &Value) {
         ctx.error(
-            DiagnosticKind::WrongType {
-                key: key.to_string(),
-                expected,
-                found: value.kind.describe(),
-            },
+            DiagnosticKind::WrongType { key: key.to_string(), expected, found: value.kind.describe() },
             value.span,
         );
     }
@@ -144,13 +127,7 @@ impl<'a> Fields<'a> {
         if self.typos.contains(&key) {
             return false;
         }
-        ctx.error(
-            DiagnosticKind::MissingKey {
-                key,
-                block: display.to_string(),
-            },
-            self.header,
-        );
+        ctx.error(DiagnosticKind::MissingKey { key, block: display.to_string() }, self.header);
         false
     }
 
@@ -169,12 +146,7 @@ impl<'a> Fields<'a> {
     pub fn int_min(&self, ctx: &mut Ctx, key: &str, min: i64) -> Option<Spanned<i64>> {
         let value = self.int(ctx, key)?;
         if value.node < min {
-            out_of_range(
-                ctx,
-                key,
-                format!("must be at least {min}, found {}", value.node),
-                value.span,
-            );
+            out_of_range(ctx, key, format!("must be at least {min}, found {}", value.node), value.span);
             return None;
         }
         Some(value)
@@ -192,12 +164,7 @@ impl<'a> Fields<'a> {
             }
         };
         if n < 1 {
-            out_of_range(
-                ctx,
-                key,
-                format!("must be at least 1, found {n}"),
-                value.span,
-            );
+            out_of_range(ctx, key, format!("must be at least 1, found {n}"), value.span);
             return None;
         }
         Some(Spanned::new(n as u64, value.span))
@@ -226,12 +193,7 @@ impl<'a> Fields<'a> {
     ) -> Option<Spanned<f64>> {
         let value = self.float(ctx, key)?;
         if !check(value.node) {
-            out_of_range(
-                ctx,
-                key,
-                format!("{requirement}, found {}", value.node),
-                value.span,
-            );
+            out_of_range(ctx, key, format!("{requirement}, found {}", value.node), value.span);
             return None;
         }
         Some(value)
@@ -285,14 +247,8 @@ impl<'a> Fields<'a> {
             return Some(*t);
         }
         ctx.report(
-            Diagnostic::new(
-                DiagnosticKind::UnknownValue {
-                    key: key.to_string(),
-                    value: word.clone(),
-                },
-                value.span,
-            )
-            .suggesting(word, choices.iter().map(|(w, _)| *w)),
+            Diagnostic::new(DiagnosticKind::UnknownValue { key: key.to_string(), value: word.clone() }, value.span)
+                .suggesting(word, choices.iter().map(|(w, _)| *w)),
         );
         None
     }
@@ -351,16 +307,8 @@ impl<'a> Fields<'a> {
             }
             ValueKind::Int(number) => {
                 ctx.report(
-                    Diagnostic::new(
-                        DiagnosticKind::MissingUnit {
-                            key: key.to_string(),
-                            number,
-                        },
-                        value.span,
-                    )
-                    .with_help(format!(
-                        "write `{number} steps` or a duration such as `{number}s`"
-                    )),
+                    Diagnostic::new(DiagnosticKind::MissingUnit { key: key.to_string(), number }, value.span)
+                        .with_help(format!("write `{number} steps` or a duration such as `{number}s`")),
                 );
                 None
             }
@@ -382,16 +330,8 @@ impl<'a> Fields<'a> {
             }
             ValueKind::Int(number) => {
                 ctx.report(
-                    Diagnostic::new(
-                        DiagnosticKind::MissingUnit {
-                            key: key.to_string(),
-                            number,
-                        },
-                        value.span,
-                    )
-                    .with_help(format!(
-                        "write a duration such as `{number}h` or `{number}s`"
-                    )),
+                    Diagnostic::new(DiagnosticKind::MissingUnit { key: key.to_string(), number }, value.span)
+                        .with_help(format!("write a duration such as `{number}h` or `{number}s`")),
                 );
                 None
             }
@@ -406,11 +346,8 @@ impl<'a> Fields<'a> {
     pub fn conflict(&self, ctx: &mut Ctx, a: &str, b: &str) -> bool {
         match (self.key_span(a), self.key_span(b)) {
             (Some(sa), Some(sb)) => {
-                let (first, second, first_span, second_span) = if sa.start < sb.start {
-                    (a, b, sa, sb)
-                } else {
-                    (b, a, sb, sa)
-                };
+                let (first, second, first_span, second_span) =
+                    if sa.start < sb.start { (a, b, sa, sb) } else { (b, a, sb, sa) };
                 ctx.error(
                     DiagnosticKind::ConflictingKeys {
                         key: second.to_string(),
@@ -427,13 +364,7 @@ impl<'a> Fields<'a> {
 }
 
 pub fn out_of_range(ctx: &mut Ctx, key: &str, requirement: String, span: Span) {
-    ctx.error(
-        DiagnosticKind::OutOfRange {
-            key: key.to_string(),
-            requirement,
-        },
-        span,
-    );
+    ctx.error(DiagnosticKind::OutOfRange { key: key.to_string(), requirement }, span);
 }
 
 fn misplaced_decl(ctx: &mut Ctx, decl: &Decl, display: &str) {
@@ -445,11 +376,9 @@ fn misplaced_decl(ctx: &mut Ctx, decl: &Decl, display: &str) {
         },
         decl.kind.span,
     );
-    ctx.report(
-        if decl.name.is_some() && decl.body.is_none() && decl.source.is_none() {
-            diagnostic.with_help(format!("did you mean `{} = ...`?", decl.kind.node))
-        } else {
-            diagnostic
-        },
-    );
+    ctx.report(if decl.name.is_some() && decl.body.is_none() && decl.source.is_none() {
+        diagnostic.with_help(format!("did you mean `{} = ...`?", decl.kind.node))
+    } else {
+        diagnostic
+    });
 }

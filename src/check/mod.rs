@@ -64,33 +64,20 @@ pub fn check(ast: &Ast, base_dir: &Utf8Path) -> Result<CheckedSpec, Vec<Diagnost
         None => missing_block(&mut ctx, "features", ast, &typos),
     };
     let model = match block("model") {
-        Some(decl) => model::check(
-            &mut ctx,
-            decl,
-            features.as_deref(),
-            data.as_ref().map(|d| &d.spec),
-        ),
+        Some(decl) => model::check(&mut ctx, decl, features.as_deref(), data.as_ref().map(|d| &d.spec)),
         None => missing_block(&mut ctx, "model", ast, &typos),
     };
     let optimizers = model.as_ref().and_then(|m| {
         let linear_inputs = m.linear.as_ref().map_or(0, |l| l.inputs.len());
         optimizer::check(
             &mut ctx,
-            [
-                block("optimizer"),
-                block("dnn_optimizer"),
-                block("linear_optimizer"),
-            ],
+            [block("optimizer"), block("dnn_optimizer"), block("linear_optimizer")],
             m.kind,
             linear_inputs,
         )
     });
     let train = run::check_train(&mut ctx, block("train"));
-    let eval = run::check_eval(
-        &mut ctx,
-        block("eval"),
-        train.as_ref().map_or(1, |t| t.batch_size),
-    );
+    let eval = run::check_eval(&mut ctx, block("eval"), train.as_ref().map_or(1, |t| t.batch_size));
     let checkpoint = run::check_checkpoint(&mut ctx, block("checkpoint"), base_dir, &ast.name.node);
     let summaries = run::check_summaries(&mut ctx, block("summaries"));
 
@@ -98,9 +85,7 @@ pub fn check(ast: &Ast, base_dir: &Utf8Path) -> Result<CheckedSpec, Vec<Diagnost
         ctx.diagnostics.sort_by_key(|d| d.span.start);
         return Err(ctx.diagnostics);
     }
-    match (
-        data, features, model, optimizers, train, eval, checkpoint, summaries,
-    ) {
+    match (data, features, model, optimizers, train, eval, checkpoint, summaries) {
         (
             Some(data),
             Some(features),
@@ -124,10 +109,7 @@ pub fn check(ast: &Ast, base_dir: &Utf8Path) -> Result<CheckedSpec, Vec<Diagnost
         }),
         // Every path that yields `None` reports a diagnostic first.
         _ => Err(vec![Diagnostic::new(
-            DiagnosticKind::Syntax {
-                expected: vec![],
-                found: "a pipeline est could not check".into(),
-            },
+            DiagnosticKind::Syntax { expected: vec![], found: "a pipeline est could not check".into() },
             ast.name.span,
         )
         .with_help("this is a bug in est; please report it with the file")]),
@@ -158,9 +140,7 @@ fn collect_blocks<'a>(ctx: &mut Ctx, ast: &'a Ast) -> (Vec<&'a Decl>, Vec<&'stat
                     },
                     entry.key.span,
                 );
-                ctx.report(
-                    diagnostic.with_help("keys belong inside a block such as `train { ... }`"),
-                );
+                ctx.report(diagnostic.with_help("keys belong inside a block such as `train { ... }`"));
                 continue;
             }
         };
@@ -168,20 +148,12 @@ fn collect_blocks<'a>(ctx: &mut Ctx, ast: &'a Ast) -> (Vec<&'a Decl>, Vec<&'stat
         if !BLOCKS.contains(&kind) {
             typos.extend(crate::suggestion::suggest(kind, BLOCKS));
             ctx.report(
-                Diagnostic::new(
-                    DiagnosticKind::UnknownBlock {
-                        name: kind.to_string(),
-                    },
-                    decl.kind.span,
-                )
-                .suggesting(kind, BLOCKS),
+                Diagnostic::new(DiagnosticKind::UnknownBlock { name: kind.to_string() }, decl.kind.span)
+                    .suggesting(kind, BLOCKS),
             );
         } else if let Some(first) = blocks.iter().find(|b| b.kind.node == kind) {
             ctx.error(
-                DiagnosticKind::DuplicateBlock {
-                    name: kind.to_string(),
-                    first: first.kind.span,
-                },
+                DiagnosticKind::DuplicateBlock { name: kind.to_string(), first: first.kind.span },
                 decl.kind.span,
             );
         } else {
@@ -198,10 +170,7 @@ fn plain_body<'a>(ctx: &mut Ctx, decl: &'a Decl) -> Option<&'a Body> {
     if let Some(name) = &decl.name {
         ctx.report(
             Diagnostic::new(
-                DiagnosticKind::MalformedBlock {
-                    block: block.clone(),
-                    problem: "takes no name".into(),
-                },
+                DiagnosticKind::MalformedBlock { block: block.clone(), problem: "takes no name".into() },
                 name.span,
             )
             .with_help(format!("write `{block} {{ ... }}`")),
@@ -209,10 +178,7 @@ fn plain_body<'a>(ctx: &mut Ctx, decl: &'a Decl) -> Option<&'a Body> {
     }
     if let Some(source) = &decl.source {
         ctx.error(
-            DiagnosticKind::MalformedBlock {
-                block: block.clone(),
-                problem: "takes no `= ...`".into(),
-            },
+            DiagnosticKind::MalformedBlock { block: block.clone(), problem: "takes no `= ...`".into() },
             source.span(),
         );
     }
@@ -221,10 +187,7 @@ fn plain_body<'a>(ctx: &mut Ctx, decl: &'a Decl) -> Option<&'a Body> {
         None => {
             ctx.report(
                 Diagnostic::new(
-                    DiagnosticKind::MalformedBlock {
-                        block: block.clone(),
-                        problem: "needs a body".into(),
-                    },
+                    DiagnosticKind::MalformedBlock { block: block.clone(), problem: "needs a body".into() },
                     decl.span,
                 )
                 .with_help(format!("write `{block} {{ ... }}`")),
@@ -235,27 +198,14 @@ fn plain_body<'a>(ctx: &mut Ctx, decl: &'a Decl) -> Option<&'a Body> {
 }
 
 /// Fields of a simple block, or of an absent one (all defaults).
-fn block_fields<'a>(
-    ctx: &mut Ctx,
-    decl: Option<&'a Decl>,
-    name: &str,
-    allowed: &[&'static str],
-) -> Fields<'a> {
+fn block_fields<'a>(ctx: &mut Ctx, decl: Option<&'a Decl>, name: &str, allowed: &[&'static str]) -> Fields<'a> {
     let no_items: &'a [Item] = &[];
     match decl {
         Some(decl) => {
             let items = plain_body(ctx, decl).map_or(no_items, |b| b.items.as_slice());
             Fields::new(ctx, name, name, decl.kind.span, items, allowed, &|_| None)
         }
-        None => Fields::new(
-            ctx,
-            name,
-            name,
-            Default::default(),
-            no_items,
-            allowed,
-            &|_| None,
-        ),
+        None => Fields::new(ctx, name, name, Default::default(), no_items, allowed, &|_| None),
     }
 }
 

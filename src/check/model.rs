@@ -7,16 +7,8 @@ use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::span::{Span, Spanned};
 use crate::spec::{Decl, Item, ValueKind};
 
-const KEYS: [&str; 8] = [
-    "hidden_units",
-    "n_classes",
-    "activation",
-    "dropout",
-    "batch_norm",
-    "inputs",
-    "dnn_inputs",
-    "linear_inputs",
-];
+const KEYS: [&str; 8] =
+    ["hidden_units", "n_classes", "activation", "dropout", "batch_norm", "inputs", "dnn_inputs", "linear_inputs"];
 
 pub const ACTIVATIONS: &[(&str, Activation)] = &[
     ("relu", Activation::Relu),
@@ -42,72 +34,43 @@ fn applies(key: &str, kind: ModelKind) -> bool {
     }
 }
 
-pub fn check(
-    ctx: &mut Ctx,
-    decl: &Decl,
-    features: Option<&[Feature]>,
-    data: Option<&DataSpec>,
-) -> Option<ModelSpec> {
+pub fn check(ctx: &mut Ctx, decl: &Decl, features: Option<&[Feature]>, data: Option<&DataSpec>) -> Option<ModelSpec> {
     let words: Vec<&str> = ModelKind::ALL.iter().map(|(w, _)| *w).collect();
     let Some(kind_name) = &decl.name else {
         ctx.report(
             Diagnostic::new(
-                DiagnosticKind::MalformedBlock {
-                    block: "model".into(),
-                    problem: "needs a model kind".into(),
-                },
+                DiagnosticKind::MalformedBlock { block: "model".into(), problem: "needs a model kind".into() },
                 decl.kind.span,
             )
-            .with_help(format!(
-                "write `model dnn_classifier {{ ... }}`; the kinds are {}",
-                words.join(", ")
-            )),
+            .with_help(format!("write `model dnn_classifier {{ ... }}`; the kinds are {}", words.join(", "))),
         );
         return None;
     };
-    let Some(kind) = ModelKind::ALL
-        .iter()
-        .find(|(w, _)| *w == kind_name.node)
-        .map(|(_, k)| *k)
-    else {
+    let Some(kind) = ModelKind::ALL.iter().find(|(w, _)| *w == kind_name.node).map(|(_, k)| *k) else {
         ctx.report(
-            Diagnostic::new(
-                DiagnosticKind::UnknownModel {
-                    name: kind_name.node.clone(),
-                },
-                kind_name.span,
-            )
-            .suggesting(&kind_name.node, words.iter().copied()),
+            Diagnostic::new(DiagnosticKind::UnknownModel { name: kind_name.node.clone() }, kind_name.span)
+                .suggesting(&kind_name.node, words.iter().copied()),
         );
         return None;
     };
     ctx.spans.insert("model.kind".into(), kind_name.span);
     if let Some(source) = &decl.source {
         ctx.error(
-            DiagnosticKind::MalformedBlock {
-                block: "model".into(),
-                problem: "takes no `= ...`".into(),
-            },
+            DiagnosticKind::MalformedBlock { block: "model".into(), problem: "takes no `= ...`".into() },
             source.span(),
         );
     }
     let items: &[Item] = decl.body.as_ref().map_or(&[], |b| b.items.as_slice());
-    let f = Fields::new(ctx, "model", "model", kind_name.span, items, &KEYS, &|_| {
-        None
-    });
+    let f = Fields::new(ctx, "model", "model", kind_name.span, items, &KEYS, &|_| None);
     let mut ok = true;
     for key in KEYS {
         if f.has(key) && !applies(key, kind) {
             let diagnostic = Diagnostic::new(
-                DiagnosticKind::KeyNotForModel {
-                    key: key.to_string(),
-                    model: kind.word().to_string(),
-                },
+                DiagnosticKind::KeyNotForModel { key: key.to_string(), model: kind.word().to_string() },
                 f.key_span(key)?,
             );
             ctx.report(match key {
-                "inputs" => diagnostic
-                    .with_help("a wide & deep model takes `dnn_inputs` and `linear_inputs`"),
+                "inputs" => diagnostic.with_help("a wide & deep model takes `dnn_inputs` and `linear_inputs`"),
                 "dnn_inputs" | "linear_inputs" => diagnostic.with_help("this model takes `inputs`"),
                 _ => diagnostic,
             });
@@ -118,54 +81,28 @@ pub fn check(
         if data.label_vocabulary.is_some() {
             ctx.report(
                 Diagnostic::new(
-                    DiagnosticKind::KeyNotForModel {
-                        key: "label_vocabulary".into(),
-                        model: kind.word().to_string(),
-                    },
-                    ctx.spans
-                        .get("data.label_vocabulary")
-                        .copied()
-                        .unwrap_or(kind_name.span),
+                    DiagnosticKind::KeyNotForModel { key: "label_vocabulary".into(), model: kind.word().to_string() },
+                    ctx.spans.get("data.label_vocabulary").copied().unwrap_or(kind_name.span),
                 )
-                .with_help(
-                    "a regressor predicts numbers; remove `label_vocabulary` or use a classifier",
-                ),
+                .with_help("a regressor predicts numbers; remove `label_vocabulary` or use a classifier"),
             );
             ok = false;
         }
     }
 
-    let n_classes = if kind.is_classifier() {
-        n_classes(ctx, &f, data).map(Some)
-    } else {
-        Some(None)
-    };
+    let n_classes = if kind.is_classifier() { n_classes(ctx, &f, data).map(Some) } else { Some(None) };
 
     let dnn = if kind.has_dnn() {
         f.require(ctx, "hidden_units", "model");
         let hidden_units = hidden_units(ctx, &f);
         let activation = choice_or(ctx, &f, "activation", ACTIVATIONS, Activation::Relu);
         let dropout = if f.has("dropout") {
-            f.float_where(
-                ctx,
-                "dropout",
-                |p| (0.0..1.0).contains(&p),
-                "must be at least 0 and below 1",
-            )
-            .map(|d| d.node)
+            f.float_where(ctx, "dropout", |p| (0.0..1.0).contains(&p), "must be at least 0 and below 1").map(|d| d.node)
         } else {
             Some(0.0)
         };
-        let batch_norm = if f.has("batch_norm") {
-            f.bool(ctx, "batch_norm")
-        } else {
-            Some(false)
-        };
-        let key = if kind.is_combined() {
-            "dnn_inputs"
-        } else {
-            "inputs"
-        };
+        let batch_norm = if f.has("batch_norm") { f.bool(ctx, "batch_norm") } else { Some(false) };
+        let key = if kind.is_combined() { "dnn_inputs" } else { "inputs" };
         let inputs = inputs(ctx, &f, key, features, kind, true);
         Some(DnnSpec {
             inputs: inputs?,
@@ -178,65 +115,37 @@ pub fn check(
         None
     };
     let linear = if kind.has_linear() {
-        let key = if kind.is_combined() {
-            "linear_inputs"
-        } else {
-            "inputs"
-        };
-        Some(LinearSpec {
-            inputs: inputs(ctx, &f, key, features, kind, false)?,
-        })
+        let key = if kind.is_combined() { "linear_inputs" } else { "inputs" };
+        Some(LinearSpec { inputs: inputs(ctx, &f, key, features, kind, false)? })
     } else {
         None
     };
     if !ok {
         return None;
     }
-    Some(ModelSpec {
-        kind,
-        n_classes: n_classes?,
-        dnn,
-        linear,
-    })
+    Some(ModelSpec { kind, n_classes: n_classes?, dnn, linear })
 }
 
 fn n_classes(ctx: &mut Ctx, f: &Fields, data: Option<&DataSpec>) -> Option<u32> {
     let vocabulary = data.and_then(|d| d.label_vocabulary.as_ref());
     if let (Some(v), Some(span)) = (vocabulary, ctx.spans.get("data.label_vocabulary").copied()) {
         if v.len() < 2 {
-            out_of_range(
-                ctx,
-                "label_vocabulary",
-                format!("needs at least 2 classes, found {}", v.len()),
-                span,
-            );
+            out_of_range(ctx, "label_vocabulary", format!("needs at least 2 classes, found {}", v.len()), span);
             return None;
         }
     }
-    let Some(n) = (if f.has("n_classes") {
-        Some(f.int_min(ctx, "n_classes", 2)?)
-    } else {
-        None
-    }) else {
+    let Some(n) = (if f.has("n_classes") { Some(f.int_min(ctx, "n_classes", 2)?) } else { None }) else {
         return Some(vocabulary.map_or(2, |v| v.len() as u32));
     };
     if n.node > u32::MAX as i64 {
-        out_of_range(
-            ctx,
-            "n_classes",
-            format!("must be at most {}, found {}", u32::MAX, n.node),
-            n.span,
-        );
+        out_of_range(ctx, "n_classes", format!("must be at most {}, found {}", u32::MAX, n.node), n.span);
         return None;
     }
     if let Some(vocabulary) = vocabulary {
         if vocabulary.len() as i64 != n.node {
             ctx.report(
                 Diagnostic::new(
-                    DiagnosticKind::ClassCountMismatch {
-                        n_classes: n.node,
-                        vocabulary: vocabulary.len(),
-                    },
+                    DiagnosticKind::ClassCountMismatch { n_classes: n.node, vocabulary: vocabulary.len() },
                     n.span,
                 )
                 .with_help("each class needs exactly one name in `label_vocabulary`"),
@@ -254,21 +163,15 @@ fn hidden_units(ctx: &mut Ctx, f: &Fields) -> Option<Vec<usize>> {
     })?;
     if units.is_empty() {
         ctx.report(
-            Diagnostic::new(DiagnosticKind::EmptyHiddenUnits, f.span("hidden_units")?).with_help(
-                "give at least one layer, e.g. `hidden_units = [10, 10]`, or use a linear model",
-            ),
+            Diagnostic::new(DiagnosticKind::EmptyHiddenUnits, f.span("hidden_units")?)
+                .with_help("give at least one layer, e.g. `hidden_units = [10, 10]`, or use a linear model"),
         );
         return None;
     }
     let mut ok = true;
     for (i, u) in units.iter().enumerate() {
         if u.node < 1 {
-            out_of_range(
-                ctx,
-                &format!("hidden_units[{i}]"),
-                format!("must be at least 1, found {}", u.node),
-                u.span,
-            );
+            out_of_range(ctx, &format!("hidden_units[{i}]"), format!("must be at least 1, found {}", u.node), u.span);
             ok = false;
         }
     }
@@ -289,12 +192,7 @@ fn inputs(
     let listed: Vec<Spanned<String>> = if f.has(key) {
         let names = f.names(ctx, key)?;
         if names.is_empty() {
-            out_of_range(
-                ctx,
-                key,
-                "must name at least one column".into(),
-                f.span(key)?,
-            );
+            out_of_range(ctx, key, "must name at least one column".into(), f.span(key)?);
             return None;
         }
         if !super::data::no_repeats(ctx, key, &names) {
@@ -302,11 +200,7 @@ fn inputs(
         }
         names
     } else if kind.is_combined() {
-        f.require(
-            ctx,
-            if dnn { "dnn_inputs" } else { "linear_inputs" },
-            "model",
-        );
+        f.require(ctx, if dnn { "dnn_inputs" } else { "linear_inputs" }, "model");
         return None;
     } else {
         // A column wrapped by bucketized, embedding or indicator is read through its wrapper;
@@ -322,10 +216,7 @@ fn inputs(
             .map(|x| {
                 Spanned::new(
                     x.name.clone(),
-                    ctx.spans
-                        .get(&format!("features.{}", x.name))
-                        .copied()
-                        .unwrap_or_default(),
+                    ctx.spans.get(&format!("features.{}", x.name)).copied().unwrap_or_default(),
                 )
             })
             .collect()
@@ -334,13 +225,8 @@ fn inputs(
     for name in &listed {
         let Some(feature) = features.iter().find(|x| x.name == name.node) else {
             ctx.report(
-                Diagnostic::new(
-                    DiagnosticKind::UnknownColumn {
-                        name: name.node.clone(),
-                    },
-                    name.span,
-                )
-                .suggesting(&name.node, features.iter().map(|x| x.name.as_str())),
+                Diagnostic::new(DiagnosticKind::UnknownColumn { name: name.node.clone() }, name.span)
+                    .suggesting(&name.node, features.iter().map(|x| x.name.as_str())),
             );
             ok = false;
             continue;
@@ -364,12 +250,6 @@ fn sparse_in_dnn(feature: &Feature, span: Span, listed: bool) -> Diagnostic {
     if !listed {
         help.push_str(", or list the DNN's columns in `inputs`");
     }
-    Diagnostic::new(
-        DiagnosticKind::SparseColumnInDnn {
-            name: name.clone(),
-            kind: feature.kind.word(),
-        },
-        span,
-    )
-    .with_help(help)
+    Diagnostic::new(DiagnosticKind::SparseColumnInDnn { name: name.clone(), kind: feature.kind.word() }, span)
+        .with_help(help)
 }

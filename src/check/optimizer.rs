@@ -14,14 +14,7 @@ fn own_keys(kind: &str) -> &'static [&'static str] {
         "adam" => &["beta1", "beta2", "epsilon", "amsgrad"],
         "sgd" => &["momentum", "nesterov"],
         "rmsprop" => &["rho", "momentum", "epsilon", "centered"],
-        "ftrl" => &[
-            "learning_rate_power",
-            "initial_accumulator",
-            "l1",
-            "l2",
-            "l2_shrinkage",
-            "beta",
-        ],
+        "ftrl" => &["learning_rate_power", "initial_accumulator", "l1", "l2", "l2_shrinkage", "beta"],
         _ => &[],
     }
 }
@@ -31,10 +24,7 @@ fn default_for(scope: Scope, model: ModelKind, linear_inputs: usize) -> (&'stati
     match (scope, model.is_combined()) {
         // DNNLinearCombined: Adagrad at 0.001 and Ftrl at min(0.005, 1/sqrt(#linear columns)).
         (Scope::Dnn, _) => ("adagrad", 0.001),
-        (Scope::Linear, _) => (
-            "ftrl",
-            (1.0 / (linear_inputs.max(1) as f64).sqrt()).min(0.005),
-        ),
+        (Scope::Linear, _) => ("ftrl", (1.0 / (linear_inputs.max(1) as f64).sqrt()).min(0.005)),
         (Scope::All, true) => ("adagrad", 0.001),
         (Scope::All, false) if model.has_dnn() => ("adagrad", 0.05),
         (Scope::All, false) => ("ftrl", 0.2),
@@ -53,10 +43,7 @@ pub fn check(
         for decl in [dnn, linear].into_iter().flatten() {
             ctx.report(
                 Diagnostic::new(
-                    DiagnosticKind::KeyNotForModel {
-                        key: decl.kind.node.clone(),
-                        model: model.word().into(),
-                    },
+                    DiagnosticKind::KeyNotForModel { key: decl.kind.node.clone(), model: model.word().into() },
                     decl.kind.span,
                 )
                 .with_help("only wide & deep models have two halves; use `optimizer`"),
@@ -88,13 +75,7 @@ pub fn check(
     Some(vec![dnn?, linear?])
 }
 
-fn one(
-    ctx: &mut Ctx,
-    decl: Option<&Decl>,
-    scope: Scope,
-    model: ModelKind,
-    linear_inputs: usize,
-) -> Option<Optimizer> {
+fn one(ctx: &mut Ctx, decl: Option<&Decl>, scope: Scope, model: ModelKind, linear_inputs: usize) -> Option<Optimizer> {
     let (default_kind, default_rate) = default_for(scope, model, linear_inputs);
     let block = scope.block();
     let (kind, items, header) = match decl {
@@ -118,22 +99,14 @@ fn one(
             };
             if !OptimizerKind::WORDS.contains(&name.node.as_str()) {
                 ctx.report(
-                    Diagnostic::new(
-                        DiagnosticKind::UnknownOptimizer {
-                            name: name.node.clone(),
-                        },
-                        name.span,
-                    )
-                    .suggesting(&name.node, OptimizerKind::WORDS),
+                    Diagnostic::new(DiagnosticKind::UnknownOptimizer { name: name.node.clone() }, name.span)
+                        .suggesting(&name.node, OptimizerKind::WORDS),
                 );
                 return None;
             }
             if let Some(source) = &decl.source {
                 ctx.error(
-                    DiagnosticKind::MalformedBlock {
-                        block: block.into(),
-                        problem: "takes no `= ...`".into(),
-                    },
+                    DiagnosticKind::MalformedBlock { block: block.into(), problem: "takes no `= ...`".into() },
                     source.span(),
                 );
                 return None;
@@ -145,53 +118,28 @@ fn one(
     };
     let allowed: Vec<&str> = COMMON.iter().chain(own_keys(&kind)).copied().collect();
     let elsewhere = |key: &str| {
-        let owners: Vec<&str> = OptimizerKind::WORDS
-            .iter()
-            .copied()
-            .filter(|k| own_keys(k).contains(&key))
-            .collect();
-        (!owners.is_empty()).then(|| {
-            format!(
-                "`{key}` is a setting of {}, not {kind}",
-                owners.join(" and ")
-            )
-        })
+        let owners: Vec<&str> = OptimizerKind::WORDS.iter().copied().filter(|k| own_keys(k).contains(&key)).collect();
+        (!owners.is_empty()).then(|| format!("`{key}` is a setting of {}, not {kind}", owners.join(" and ")))
     };
-    let f = Fields::new(
-        ctx,
-        block,
-        &format!("{block} {kind}"),
-        header,
-        items,
-        &allowed,
-        &elsewhere,
-    );
+    let f = Fields::new(ctx, block, &format!("{block} {kind}"), header, items, &allowed, &elsewhere);
 
     let positive = |ctx: &mut Ctx, key: &str, default: f64| -> Option<f64> {
         if !f.has(key) {
             return Some(default);
         }
-        f.float_where(ctx, key, |x| x > 0.0, "must be greater than 0")
-            .map(|v| v.node)
+        f.float_where(ctx, key, |x| x > 0.0, "must be greater than 0").map(|v| v.node)
     };
     let non_negative = |ctx: &mut Ctx, key: &str, default: f64| -> Option<f64> {
         if !f.has(key) {
             return Some(default);
         }
-        f.float_where(ctx, key, |x| x >= 0.0, "must be at least 0")
-            .map(|v| v.node)
+        f.float_where(ctx, key, |x| x >= 0.0, "must be at least 0").map(|v| v.node)
     };
     let unit = |ctx: &mut Ctx, key: &str, default: f64| -> Option<f64> {
         if !f.has(key) {
             return Some(default);
         }
-        f.float_where(
-            ctx,
-            key,
-            |x| (0.0..1.0).contains(&x),
-            "must be at least 0 and below 1",
-        )
-        .map(|v| v.node)
+        f.float_where(ctx, key, |x| (0.0..1.0).contains(&x), "must be at least 0 and below 1").map(|v| v.node)
     };
     let flag = |ctx: &mut Ctx, key: &str| -> Option<bool> {
         if f.has(key) {
@@ -216,12 +164,7 @@ fn one(
             let momentum = unit(ctx, "momentum", 0.0)?;
             let nesterov = flag(ctx, "nesterov")?;
             if nesterov && momentum == 0.0 {
-                out_of_range(
-                    ctx,
-                    "nesterov",
-                    "needs a `momentum` above 0".into(),
-                    f.span("nesterov")?,
-                );
+                out_of_range(ctx, "nesterov", "needs a `momentum` above 0".into(), f.span("nesterov")?);
                 return None;
             }
             OptimizerKind::Sgd { momentum, nesterov }
@@ -234,13 +177,7 @@ fn one(
         },
         _ => {
             let learning_rate_power = if f.has("learning_rate_power") {
-                f.float_where(
-                    ctx,
-                    "learning_rate_power",
-                    |x| x <= 0.0,
-                    "must be at most 0",
-                )?
-                .node
+                f.float_where(ctx, "learning_rate_power", |x| x <= 0.0, "must be at most 0")?.node
             } else {
                 -0.5
             };
@@ -254,11 +191,7 @@ fn one(
             }
         }
     };
-    let decay = if f.has("decay") {
-        Some(decay(ctx, &f)?)
-    } else {
-        None
-    };
+    let decay = if f.has("decay") { Some(decay(ctx, &f)?) } else { None };
     let learning_rate = match &decay {
         Some(Decay::Piecewise { values, .. }) => {
             if f.conflict(ctx, "learning_rate", "decay") {
@@ -268,20 +201,9 @@ fn one(
         }
         _ => positive(ctx, "learning_rate", default_rate)?,
     };
-    let clip_norm = if f.has("clip_norm") {
-        Some(positive(ctx, "clip_norm", 0.0)?)
-    } else {
-        None
-    };
+    let clip_norm = if f.has("clip_norm") { Some(positive(ctx, "clip_norm", 0.0)?) } else { None };
     let weight_decay = non_negative(ctx, "weight_decay", 0.0)?;
-    Some(Optimizer {
-        scope,
-        kind: optimizer_kind,
-        learning_rate,
-        decay,
-        clip_norm,
-        weight_decay,
-    })
+    Some(Optimizer { scope, kind: optimizer_kind, learning_rate, decay, clip_norm, weight_decay })
 }
 
 fn decay_keys(kind: &str) -> &'static [&'static str] {
@@ -313,27 +235,14 @@ fn decay(ctx: &mut Ctx, outer: &Fields) -> Option<Decay> {
     };
     if !Decay::WORDS.contains(&kind.node.as_str()) {
         ctx.report(
-            Diagnostic::new(
-                DiagnosticKind::UnknownDecay {
-                    name: kind.node.clone(),
-                },
-                kind.span,
-            )
-            .suggesting(&kind.node, Decay::WORDS),
+            Diagnostic::new(DiagnosticKind::UnknownDecay { name: kind.node.clone() }, kind.span)
+                .suggesting(&kind.node, Decay::WORDS),
         );
         return None;
     }
     let path = format!("{}.decay", outer.path);
     let display = format!("decay {}", kind.node);
-    let f = Fields::new(
-        ctx,
-        &path,
-        &display,
-        kind.span,
-        &body.items,
-        decay_keys(&kind.node),
-        &|_| None,
-    );
+    let f = Fields::new(ctx, &path, &display, kind.span, &body.items, decay_keys(&kind.node), &|_| None);
     let steps = |ctx: &mut Ctx| -> Option<u64> {
         f.require(ctx, "decay_steps", &display);
         f.steps(ctx, "decay_steps").map(|s| s.node)
@@ -347,38 +256,29 @@ fn decay(ctx: &mut Ctx, outer: &Fields) -> Option<Decay> {
     };
     let rate = |ctx: &mut Ctx| -> Option<f64> {
         f.require(ctx, "decay_rate", &display);
-        f.float_where(ctx, "decay_rate", |x| x > 0.0, "must be greater than 0")
-            .map(|v| v.node)
+        f.float_where(ctx, "decay_rate", |x| x > 0.0, "must be greater than 0").map(|v| v.node)
     };
     let number_or = |ctx: &mut Ctx, key: &str, default: f64| -> Option<f64> {
         if f.has(key) {
-            f.float_where(ctx, key, |x| x >= 0.0, "must be at least 0")
-                .map(|v| v.node)
+            f.float_where(ctx, key, |x| x >= 0.0, "must be at least 0").map(|v| v.node)
         } else {
             Some(default)
         }
     };
     Some(match kind.node.as_str() {
-        "exponential" => Decay::Exponential {
-            decay_steps: steps(ctx)?,
-            decay_rate: rate(ctx)?,
-            staircase: flag(ctx, "staircase")?,
-        },
-        "inverse_time" => Decay::InverseTime {
-            decay_steps: steps(ctx)?,
-            decay_rate: rate(ctx)?,
-            staircase: flag(ctx, "staircase")?,
-        },
+        "exponential" => {
+            Decay::Exponential { decay_steps: steps(ctx)?, decay_rate: rate(ctx)?, staircase: flag(ctx, "staircase")? }
+        }
+        "inverse_time" => {
+            Decay::InverseTime { decay_steps: steps(ctx)?, decay_rate: rate(ctx)?, staircase: flag(ctx, "staircase")? }
+        }
         "polynomial" => Decay::Polynomial {
             decay_steps: steps(ctx)?,
             end_learning_rate: number_or(ctx, "end_learning_rate", 0.0001)?,
             power: number_or(ctx, "power", 1.0)?,
             cycle: flag(ctx, "cycle")?,
         },
-        "cosine" => Decay::Cosine {
-            decay_steps: steps(ctx)?,
-            alpha: number_or(ctx, "alpha", 0.0)?,
-        },
+        "cosine" => Decay::Cosine { decay_steps: steps(ctx)?, alpha: number_or(ctx, "alpha", 0.0)? },
         _ => {
             f.require(ctx, "boundaries", &display);
             f.require(ctx, "values", &display);
@@ -394,12 +294,7 @@ fn decay(ctx: &mut Ctx, outer: &Fields) -> Option<Decay> {
             });
             let (boundaries, values) = (boundaries?, values?);
             if let Some(w) = boundaries.windows(2).find(|w| w[1].node <= w[0].node) {
-                ctx.error(
-                    DiagnosticKind::UnsortedBoundaries {
-                        key: "boundaries".into(),
-                    },
-                    w[1].span,
-                );
+                ctx.error(DiagnosticKind::UnsortedBoundaries { key: "boundaries".into() }, w[1].span);
                 return None;
             }
             if boundaries.is_empty() || values.len() != boundaries.len() + 1 {

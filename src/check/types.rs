@@ -88,20 +88,12 @@ impl FeatureKind {
 
     /// Columns that produce ids rather than dense values: a DNN needs them wrapped.
     pub fn is_sparse(&self) -> bool {
-        matches!(
-            self,
-            FeatureKind::Categorical { .. } | FeatureKind::Crossed { .. }
-        )
+        matches!(self, FeatureKind::Categorical { .. } | FeatureKind::Crossed { .. })
     }
 
     /// Columns that can feed `embedding`, `indicator` and `crossed`.
     pub fn has_ids(&self) -> bool {
-        matches!(
-            self,
-            FeatureKind::Categorical { .. }
-                | FeatureKind::Crossed { .. }
-                | FeatureKind::Bucketized { .. }
-        )
+        matches!(self, FeatureKind::Categorical { .. } | FeatureKind::Crossed { .. } | FeatureKind::Bucketized { .. })
     }
 
     /// The other declared columns this one is built from.
@@ -119,25 +111,15 @@ impl FeatureKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum CategoricalIds {
-    Vocabulary {
-        vocabulary: Vec<String>,
-        oov_buckets: u64,
-    },
-    Hash {
-        hash_buckets: u64,
-    },
-    Identity {
-        identity: u64,
-    },
+    Vocabulary { vocabulary: Vec<String>, oov_buckets: u64 },
+    Hash { hash_buckets: u64 },
+    Identity { identity: u64 },
 }
 
 impl CategoricalIds {
     pub fn buckets(&self) -> u64 {
         match self {
-            CategoricalIds::Vocabulary {
-                vocabulary,
-                oov_buckets,
-            } => vocabulary.len() as u64 + oov_buckets,
+            CategoricalIds::Vocabulary { vocabulary, oov_buckets } => vocabulary.len() as u64 + oov_buckets,
             CategoricalIds::Hash { hash_buckets } => *hash_buckets,
             CategoricalIds::Identity { identity } => *identity,
         }
@@ -177,37 +159,20 @@ impl ModelKind {
         ("dnn_regressor", ModelKind::DnnRegressor),
         ("linear_classifier", ModelKind::LinearClassifier),
         ("linear_regressor", ModelKind::LinearRegressor),
-        (
-            "dnn_linear_combined_classifier",
-            ModelKind::DnnLinearCombinedClassifier,
-        ),
-        (
-            "dnn_linear_combined_regressor",
-            ModelKind::DnnLinearCombinedRegressor,
-        ),
+        ("dnn_linear_combined_classifier", ModelKind::DnnLinearCombinedClassifier),
+        ("dnn_linear_combined_regressor", ModelKind::DnnLinearCombinedRegressor),
     ];
 
     pub fn word(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, k)| *k == self)
-            .map_or("model", |(w, _)| w)
+        Self::ALL.iter().find(|(_, k)| *k == self).map_or("model", |(w, _)| w)
     }
 
     pub fn is_classifier(self) -> bool {
-        matches!(
-            self,
-            ModelKind::DnnClassifier
-                | ModelKind::LinearClassifier
-                | ModelKind::DnnLinearCombinedClassifier
-        )
+        matches!(self, ModelKind::DnnClassifier | ModelKind::LinearClassifier | ModelKind::DnnLinearCombinedClassifier)
     }
 
     pub fn has_dnn(self) -> bool {
-        !matches!(
-            self,
-            ModelKind::LinearClassifier | ModelKind::LinearRegressor
-        )
+        !matches!(self, ModelKind::LinearClassifier | ModelKind::LinearRegressor)
     }
 
     pub fn has_linear(self) -> bool {
@@ -301,34 +266,11 @@ pub struct Optimizer {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OptimizerKind {
-    Adagrad {
-        initial_accumulator: f64,
-        epsilon: f64,
-    },
-    Adam {
-        beta1: f64,
-        beta2: f64,
-        epsilon: f64,
-        amsgrad: bool,
-    },
-    Sgd {
-        momentum: f64,
-        nesterov: bool,
-    },
-    Rmsprop {
-        rho: f64,
-        momentum: f64,
-        epsilon: f64,
-        centered: bool,
-    },
-    Ftrl {
-        learning_rate_power: f64,
-        initial_accumulator: f64,
-        l1: f64,
-        l2: f64,
-        l2_shrinkage: f64,
-        beta: f64,
-    },
+    Adagrad { initial_accumulator: f64, epsilon: f64 },
+    Adam { beta1: f64, beta2: f64, epsilon: f64, amsgrad: bool },
+    Sgd { momentum: f64, nesterov: bool },
+    Rmsprop { rho: f64, momentum: f64, epsilon: f64, centered: bool },
+    Ftrl { learning_rate_power: f64, initial_accumulator: f64, l1: f64, l2: f64, l2_shrinkage: f64, beta: f64 },
 }
 
 impl OptimizerKind {
@@ -362,9 +304,7 @@ impl OptimizerKind {
                     vec![]
                 }
             }
-            OptimizerKind::Rmsprop {
-                momentum, centered, ..
-            } => {
+            OptimizerKind::Rmsprop { momentum, centered, .. } => {
                 let mut s = vec!["square_avg"];
                 if *momentum > 0.0 {
                     s.push("momentum_buffer");
@@ -410,13 +350,7 @@ pub enum Decay {
 }
 
 impl Decay {
-    pub const WORDS: [&'static str; 5] = [
-        "exponential",
-        "inverse_time",
-        "polynomial",
-        "cosine",
-        "piecewise",
-    ];
+    pub const WORDS: [&'static str; 5] = ["exponential", "inverse_time", "polynomial", "cosine", "piecewise"];
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

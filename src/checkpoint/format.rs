@@ -26,28 +26,16 @@ pub struct HostTensor {
 
 impl HostTensor {
     pub fn f32(shape: Vec<usize>, values: &[f32]) -> HostTensor {
-        HostTensor {
-            dtype: Dtype::F32,
-            shape,
-            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        }
+        HostTensor { dtype: Dtype::F32, shape, bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect() }
     }
 
     pub fn i64(shape: Vec<usize>, values: &[i64]) -> HostTensor {
-        HostTensor {
-            dtype: Dtype::I64,
-            shape,
-            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        }
+        HostTensor { dtype: Dtype::I64, shape, bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect() }
     }
 
     pub fn to_f32(&self) -> Option<Vec<f32>> {
-        (self.dtype == Dtype::F32).then(|| {
-            self.bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        })
+        (self.dtype == Dtype::F32)
+            .then(|| self.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 }
 
@@ -104,18 +92,13 @@ pub fn encode(meta: &Meta, tensors: &BTreeMap<String, HostTensor>) -> Result<Vec
 
 /// Every tensor and the metadata.
 pub fn decode(bytes: &[u8]) -> Result<(Meta, BTreeMap<String, HostTensor>), FormatError> {
-    let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
     let meta = meta_from_header(bytes)?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
         tensors.insert(
             name,
-            HostTensor {
-                dtype: view.dtype(),
-                shape: view.shape().to_vec(),
-                bytes: view.data().to_vec(),
-            },
+            HostTensor { dtype: view.dtype(), shape: view.shape().to_vec(), bytes: view.data().to_vec() },
         );
     }
     Ok((meta, tensors))
@@ -137,9 +120,7 @@ pub fn read_meta(path: &Utf8Path) -> Result<Meta, FormatError> {
 }
 
 fn meta_from_header(bytes: &[u8]) -> Result<Meta, FormatError> {
-    let n = bytes
-        .get(..8)
-        .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
+    let n = bytes.get(..8).map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
     let header = n
         .and_then(|n| bytes.get(8..8 + n as usize))
         .ok_or_else(|| FormatError::NotSafetensors("truncated header".into()))?;
@@ -148,14 +129,9 @@ fn meta_from_header(bytes: &[u8]) -> Result<Meta, FormatError> {
         #[serde(rename = "__metadata__")]
         metadata: Option<HashMap<String, String>>,
     }
-    let parsed: Header =
-        serde_json::from_slice(header).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
-    let json = parsed
-        .metadata
-        .and_then(|mut m| m.remove("est"))
-        .ok_or(FormatError::NoMeta)?;
-    let value: serde_json::Value =
-        serde_json::from_str(&json).map_err(|e| FormatError::BadMeta(e.to_string()))?;
+    let parsed: Header = serde_json::from_slice(header).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
+    let json = parsed.metadata.and_then(|mut m| m.remove("est")).ok_or(FormatError::NoMeta)?;
+    let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| FormatError::BadMeta(e.to_string()))?;
     let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
     if format != FORMAT {
         return Err(FormatError::UnknownFormat(format.to_string()));

@@ -5,6 +5,7 @@
 
 pub mod atomic;
 pub mod format;
+pub mod policy;
 pub mod time;
 
 use std::collections::BTreeMap;
@@ -14,16 +15,39 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use format::{HostTensor, Meta};
+pub use policy::Retention;
 
 use crate::plan::Fingerprints;
 
 pub const MANIFEST: &str = "manifest.yaml";
+const LOCK: &str = ".lock";
+/// Evaluation output, as tf.estimator's `eval/` folder.
+pub const EVAL_DIR: &str = "eval";
+const EVAL_RECORD: &str = "metrics.yaml";
+
+/// Held while a run writes to a model_dir.
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+/// An evaluation of one checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub global_step: u64,
+    /// UTC, RFC 3339.
+    pub time: String,
+    pub data: Utf8PathBuf,
+    pub metrics: BTreeMap<String, f64>,
+}
 
 /// The manifest: every retained checkpoint, oldest first, and which one is the latest.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format: u32,
     pub latest: Option<String>,
+    /// When the first checkpoint here was written: `keep_every` counts from it.
+    #[serde(default)]
+    pub started: f64,
     pub checkpoints: Vec<Entry>,
 }
 
@@ -38,16 +62,15 @@ pub struct Entry {
     pub size: u64,
     pub sha256: String,
     pub fingerprint: Fingerprints,
+    /// Kept for good by `keep_every`.
+    #[serde(default)]
+    pub preserved: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("cannot {action} `{path}`: {source}")]
-    Io {
-        action: &'static str,
-        path: Utf8PathBuf,
-        source: std::io::Error,
-    },
+    Io { action: &'static str, path: Utf8PathBuf, source: std::io::Error },
     #[error("`{path}` is not a checkpoint est can read: {reason}")]
     Corrupt { path: Utf8PathBuf, reason: String },
     #[error("`{path}` is damaged: its SHA-256 is not the one the manifest recorded")]
@@ -56,6 +79,8 @@ pub enum CheckpointError {
     BadManifest { path: Utf8PathBuf, reason: String },
     #[error("no checkpoint in `{dir}` can be loaded: {reasons}")]
     NoneLoadable { dir: Utf8PathBuf, reasons: String },
+    #[error("`{dir}` is in use by another `est train` (pid {pid}); wait for it, or train elsewhere with --model-dir")]
+    Locked { dir: Utf8PathBuf, pid: String },
 }
 
 /// A loaded checkpoint, and warnings about newer ones that had to be passed over.
@@ -71,22 +96,12 @@ pub struct Store {
     pub dir: Utf8PathBuf,
 }
 
-fn io<'a>(
-    action: &'static str,
-    path: &'a Utf8Path,
-) -> impl FnOnce(std::io::Error) -> CheckpointError + 'a {
-    move |source| CheckpointError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
+fn io<'a>(action: &'static str, path: &'a Utf8Path) -> impl FnOnce(std::io::Error) -> CheckpointError + 'a {
+    move |source| CheckpointError::Io { action, path: path.to_owned(), source }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn file_name(step: u64) -> String {
@@ -96,9 +111,7 @@ pub fn file_name(step: u64) -> String {
 impl Store {
     /// The store in `dir`, which need not exist yet.
     pub fn new(dir: &Utf8Path) -> Store {
-        Store {
-            dir: dir.to_owned(),
-        }
+        Store { dir: dir.to_owned() }
     }
 
     pub fn create(&self) -> Result<(), CheckpointError> {
@@ -147,6 +160,7 @@ impl Store {
                 size: bytes.len() as u64,
                 sha256: sha256_hex(&bytes),
                 fingerprint: meta.fingerprint,
+                preserved: false,
             });
         }
         if checkpoints.is_empty() {
@@ -154,11 +168,8 @@ impl Store {
         }
         checkpoints.sort_by_key(|e| e.step);
         let latest = checkpoints.last().map(|e| e.file.clone());
-        Ok(Some(Manifest {
-            format: 1,
-            latest,
-            checkpoints,
-        }))
+        let started = checkpoints.iter().map(|e| e.created).fold(f64::INFINITY, f64::min);
+        Ok(Some(Manifest { format: 1, latest, started, checkpoints }))
     }
 
     /// The latest checkpoint's manifest entry and metadata: the header only, no tensor.
@@ -170,10 +181,7 @@ impl Store {
             return Ok(None);
         };
         let path = self.dir.join(&entry.file);
-        let meta = format::read_meta(&path).map_err(|e| CheckpointError::Corrupt {
-            path,
-            reason: e.to_string(),
-        })?;
+        let meta = format::read_meta(&path).map_err(|e| CheckpointError::Corrupt { path, reason: e.to_string() })?;
         Ok(Some((entry.clone(), meta)))
     }
 
@@ -190,54 +198,37 @@ impl Store {
         }
         for entry in order {
             match self.load(entry) {
-                Ok((meta, tensors)) => {
-                    return Ok(Some(Loaded {
-                        entry: entry.clone(),
-                        meta,
-                        tensors,
-                        warnings,
-                    }))
-                }
+                Ok((meta, tensors)) => return Ok(Some(Loaded { entry: entry.clone(), meta, tensors, warnings })),
                 Err(e) => warnings.push(format!("{e}; falling back to an older checkpoint")),
             }
         }
-        Err(CheckpointError::NoneLoadable {
-            dir: self.dir.clone(),
-            reasons: warnings.join("; "),
-        })
+        Err(CheckpointError::NoneLoadable { dir: self.dir.clone(), reasons: warnings.join("; ") })
     }
 
     /// One checkpoint, its checksum verified.
-    pub fn load(
-        &self,
-        entry: &Entry,
-    ) -> Result<(Meta, BTreeMap<String, HostTensor>), CheckpointError> {
+    pub fn load(&self, entry: &Entry) -> Result<(Meta, BTreeMap<String, HostTensor>), CheckpointError> {
         let path = self.dir.join(&entry.file);
         let bytes = std::fs::read(&path).map_err(io("read", &path))?;
         if sha256_hex(&bytes) != entry.sha256 {
             return Err(CheckpointError::Checksum { path });
         }
-        format::decode(&bytes).map_err(|e| CheckpointError::Corrupt {
-            path,
-            reason: e.to_string(),
-        })
+        format::decode(&bytes).map_err(|e| CheckpointError::Corrupt { path, reason: e.to_string() })
     }
 
-    /// Writes a checkpoint, then the manifest naming it, then removes what `keep` no longer
-    /// retains. Returns the new entry.
+    /// Writes a checkpoint, then the manifest naming it, then removes what the retention policy
+    /// no longer keeps (never `protect`, the checkpoint a run restored from). Returns the entry.
     pub fn save(
         &self,
         meta: &Meta,
         tensors: &BTreeMap<String, HostTensor>,
-        keep: impl Fn(&[Entry]) -> Vec<bool>,
+        retention: Retention,
+        protect: Option<&str>,
     ) -> Result<Entry, CheckpointError> {
         self.create()?;
         let name = file_name(meta.global_step);
         let path = self.dir.join(&name);
-        let bytes = format::encode(meta, tensors).map_err(|e| CheckpointError::Corrupt {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let bytes = format::encode(meta, tensors)
+            .map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() })?;
         let entry = Entry {
             file: name.clone(),
             step: meta.global_step,
@@ -246,30 +237,36 @@ impl Store {
             size: bytes.len() as u64,
             sha256: sha256_hex(&bytes),
             fingerprint: meta.fingerprint.clone(),
+            preserved: false,
         };
         atomic::write(&path, &bytes).map_err(io("write", &path))?;
 
-        let mut manifest = self.manifest()?.unwrap_or(Manifest {
-            format: 1,
-            latest: None,
-            checkpoints: vec![],
-        });
+        let mut manifest = self.manifest()?.unwrap_or_default();
+        if manifest.checkpoints.is_empty() {
+            manifest.started = meta.created;
+        }
+        manifest.format = 1;
         manifest.checkpoints.retain(|e| e.file != name);
         manifest.checkpoints.push(entry.clone());
         manifest.checkpoints.sort_by_key(|e| e.step);
-        let kept = keep(&manifest.checkpoints);
+        let records: Vec<policy::Record> = manifest
+            .checkpoints
+            .iter()
+            .map(|e| policy::Record { file: &e.file, step: e.step, created: e.created, preserved: e.preserved })
+            .collect();
+        let actions = policy::plan(&records, retention, manifest.started, protect);
         let mut removed = Vec::new();
         let mut retained = Vec::new();
-        for (e, k) in manifest
-            .checkpoints
-            .drain(..)
-            .zip(kept.into_iter().chain(std::iter::repeat(true)))
-        {
-            // The checkpoint just written always stays: it is the latest.
-            if k || e.file == name {
-                retained.push(e);
-            } else {
-                removed.push(e);
+        for (mut e, action) in manifest.checkpoints.drain(..).zip(actions) {
+            match action {
+                policy::Action::Keep => retained.push(e),
+                policy::Action::Preserve => {
+                    e.preserved = true;
+                    retained.push(e);
+                }
+                // The checkpoint just written is the latest and always stays.
+                policy::Action::Delete if e.file == name => retained.push(e),
+                policy::Action::Delete => removed.push(e),
             }
         }
         manifest.checkpoints = retained;
@@ -286,12 +283,92 @@ impl Store {
         Ok(entry)
     }
 
+    /// Moves every checkpoint, the manifest and the evaluation record into
+    /// `archive/<time>/`, deleting nothing. Returns that folder.
+    pub fn archive(&self, now: f64) -> Result<Utf8PathBuf, CheckpointError> {
+        let stamp = time::rfc3339(now).replace(':', "-");
+        let mut target = self.dir.join("archive").join(&stamp);
+        let mut n = 1;
+        while target.exists() {
+            n += 1;
+            target = self.dir.join("archive").join(format!("{stamp}-{n}"));
+        }
+        std::fs::create_dir_all(&target).map_err(io("create", &target))?;
+        let entries = std::fs::read_dir(&self.dir).map_err(io("list", &self.dir))?;
+        let mut moved = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_checkpoint = name.starts_with("ckpt-") && name.ends_with(".safetensors");
+            if is_checkpoint || name == MANIFEST || name == EVAL_DIR {
+                moved.push(name);
+            }
+        }
+        // The manifest goes first, so an interrupted archive never leaves one naming moved files.
+        moved.sort_by_key(|n| n != MANIFEST);
+        for name in moved {
+            let from = self.dir.join(&name);
+            std::fs::rename(&from, target.join(&name)).map_err(io("move", &from))?;
+        }
+        atomic::sync_dir(&self.dir).map_err(io("sync", &self.dir))?;
+        Ok(target)
+    }
+
+    /// The single-writer lock, held until dropped. A lock left by a killed process is free again:
+    /// the operating system releases it with the process.
+    pub fn lock(&self) -> Result<Lock, CheckpointError> {
+        self.create()?;
+        let path = self.dir.join(LOCK);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let pid = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
+                let pid = if pid.is_empty() { "unknown".to_string() } else { pid };
+                return Err(CheckpointError::Locked { dir: self.dir.clone(), pid });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", &path)(e)),
+        }
+        // Temporary files of a writer that was killed mid-save; the lock says none is running.
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && name.contains(".tmp-") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        use std::io::{Seek, Write};
+        file.set_len(0).map_err(io("write", &path))?;
+        file.seek(std::io::SeekFrom::Start(0)).map_err(io("write", &path))?;
+        writeln!(file, "{}", std::process::id()).map_err(io("write", &path))?;
+        Ok(Lock { _file: file })
+    }
+
+    /// The last evaluation recorded in this model_dir.
+    pub fn last_evaluation(&self) -> Option<Evaluation> {
+        let text = std::fs::read_to_string(self.dir.join(EVAL_DIR).join(EVAL_RECORD)).ok()?;
+        serde_yaml::from_str(&text).ok()
+    }
+
+    pub fn record_evaluation(&self, evaluation: &Evaluation) -> Result<(), CheckpointError> {
+        let dir = self.dir.join(EVAL_DIR);
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        let path = dir.join(EVAL_RECORD);
+        let text = serde_yaml::to_string(evaluation)
+            .map_err(|e| CheckpointError::BadManifest { path: path.clone(), reason: e.to_string() })?;
+        atomic::write(&path, text.as_bytes()).map_err(io("write", &path))
+    }
+
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), CheckpointError> {
         let path = self.dir.join(MANIFEST);
-        let text = serde_yaml::to_string(manifest).map_err(|e| CheckpointError::BadManifest {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let text = serde_yaml::to_string(manifest)
+            .map_err(|e| CheckpointError::BadManifest { path: path.clone(), reason: e.to_string() })?;
         atomic::write(&path, text.as_bytes()).map_err(io("write", &path))
     }
 }
@@ -300,13 +377,5 @@ fn latest_entry(manifest: &Manifest) -> Option<&Entry> {
     match &manifest.latest {
         Some(name) => manifest.checkpoints.iter().find(|e| &e.file == name),
         None => manifest.checkpoints.iter().max_by_key(|e| e.step),
-    }
-}
-
-/// Keeps the newest `keep_max`.
-pub fn keep_newest(keep_max: u32) -> impl Fn(&[Entry]) -> Vec<bool> {
-    move |entries| {
-        let n = entries.len();
-        (0..n).map(|i| i + keep_max as usize >= n).collect()
     }
 }

@@ -17,6 +17,22 @@ pub struct TrainArgs {
     /// Use this model_dir instead of the file's (relative to the current folder).
     #[arg(long)]
     pub model_dir: Option<Utf8PathBuf>,
+    /// Move model_dir's checkpoints to model_dir/archive/<time>/ and start from scratch.
+    #[arg(long, conflicts_with_all = ["warm_start", "reset_optimizer"])]
+    pub fresh: bool,
+    /// Archive model_dir's checkpoints, then start from their tensors wherever the name and
+    /// shape still match, initialising the rest.
+    #[arg(long, conflicts_with = "reset_optimizer")]
+    pub warm_start: bool,
+    /// Keep the weights of a checkpoint whose optimizer changed; start the optimizer state afresh.
+    #[arg(long)]
+    pub reset_optimizer: bool,
+}
+
+impl TrainArgs {
+    pub fn allow(&self) -> super::guard::Allow {
+        super::guard::Allow { fresh: self.fresh, warm_start: self.warm_start, reset_optimizer: self.reset_optimizer }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

@@ -19,10 +19,7 @@ pub fn load(file: &Utf8Path, color: bool) -> Result<(Source, Compiled), i32> {
     match crate::pipeline::compile(&source, &base) {
         Ok(compiled) => Ok((source, compiled)),
         Err(diagnostics) => {
-            eprint!(
-                "{}",
-                render::render(&diagnostics, source.path.as_str(), &source.text, color)
-            );
+            eprint!("{}", render::render(&diagnostics, source.path.as_str(), &source.text, color));
             Err(exit::FAILED)
         }
     }

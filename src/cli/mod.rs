@@ -2,7 +2,10 @@
 //! only this module prints.
 
 pub mod args;
+mod diff;
 pub mod front;
+pub mod guard;
+mod inspect;
 
 use std::io::IsTerminal;
 
@@ -27,7 +30,7 @@ Exit codes:
   0  success
   1  the pipeline has errors, or the run failed (the message says where)
   2  the command line is wrong
-  3  model_dir holds checkpoints of another model or optimizer
+  3  model_dir holds checkpoints of another model or optimizer (`est diff`: they differ)
   130  interrupted by Ctrl-C (a checkpoint was written first)
 
 Paths inside a .est file are relative to the folder that holds it.";
@@ -70,6 +73,20 @@ enum Command {
     Evaluate(args::EvaluateArgs),
     /// Predict rows of a CSV with the latest checkpoint.
     Predict(args::PredictArgs),
+    /// Show what changed between a model_dir (or a .est file) and a .est file, as the guard would.
+    Diff {
+        /// A model_dir (its latest checkpoint's plan) or a .est file.
+        old: Utf8PathBuf,
+        /// The .est file.
+        new: Utf8PathBuf,
+    },
+    /// List a model_dir's checkpoints, the plan they were trained with and the last evaluation.
+    Inspect {
+        model_dir: Utf8PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn use_color(choice: Color) -> bool {
@@ -85,11 +102,7 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
             let _ = e.print();
             return code;
         }
@@ -98,16 +111,41 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Check { file } => front::check(&file, color),
         Command::Compile { file, json } => front::compile(&file, json, color),
-        Command::Train(_) | Command::Evaluate(_) | Command::Predict(_) => delegate(),
+        Command::Train(args) => guarded("train", &args.file, args.model_dir.as_deref(), args.allow(), color),
+        Command::Evaluate(args) => {
+            guarded("evaluate", &args.file, args.model_dir.as_deref(), guard::Allow::default(), color)
+        }
+        Command::Predict(args) => {
+            guarded("predict", &args.file, args.model_dir.as_deref(), guard::Allow::default(), color)
+        }
+        Command::Diff { old, new } => diff::diff(&old, &new, color),
+        Command::Inspect { model_dir, json } => inspect::inspect(&model_dir, json),
     }
+}
+
+/// Refuses an incompatible checkpoint here, in milliseconds, before libtorch is loaded; the
+/// command itself runs in `est-torch`.
+fn guarded(
+    command: &str,
+    file: &camino::Utf8Path,
+    model_dir: Option<&camino::Utf8Path>,
+    allow: guard::Allow,
+    color: bool,
+) -> i32 {
+    let (source, compiled) = match front::load(file, color) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let dir = guard::model_dir(&compiled, model_dir);
+    if let Err(code) = guard::check(command, &compiled, &source, &dir, allow) {
+        return code;
+    }
+    delegate()
 }
 
 /// Hands the training commands to `est-torch`, beside this binary, which links libtorch.
 fn delegate() -> i32 {
-    let Some(torch) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.join("est-torch")))
-    else {
+    let Some(torch) = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("est-torch"))) else {
         eprintln!("error: cannot find where est is installed");
         return exit::FAILED;
     };

@@ -16,10 +16,7 @@ use crate::suggestion::suggest;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("cannot read `{path}`: {source}")]
-    Read {
-        path: Utf8PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: Utf8PathBuf, source: std::io::Error },
     #[error("`{path}` is empty: it has no header row")]
     Empty { path: Utf8PathBuf },
     #[error("`{path}` has no rows")]
@@ -27,18 +24,9 @@ pub enum DataError {
     #[error("`{path}`: {message}")]
     Header { path: Utf8PathBuf, message: String },
     #[error("{path}:{line}:{column}: {message}")]
-    Field {
-        path: Utf8PathBuf,
-        line: u64,
-        column: usize,
-        message: String,
-    },
+    Field { path: Utf8PathBuf, line: u64, column: usize, message: String },
     #[error("every row of `{path}` is bad ({skipped} skipped); the first: {first}")]
-    AllRowsBad {
-        path: Utf8PathBuf,
-        skipped: usize,
-        first: Box<DataError>,
-    },
+    AllRowsBad { path: Utf8PathBuf, skipped: usize, first: Box<DataError> },
 }
 
 /// What the rows are read for.
@@ -96,25 +84,10 @@ pub enum Labels {
 
 /// How one declared feature reads its part of a row.
 enum Reader<'p> {
-    Numeric {
-        field: usize,
-        shape: usize,
-        default: Option<f64>,
-    },
-    Categorical {
-        field: usize,
-        ids: &'p CategoricalIds,
-        vocabulary: HashMap<&'p str, i64>,
-        separator: Option<&'p str>,
-    },
-    Bucketized {
-        source: String,
-        boundaries: &'p [f64],
-    },
-    Crossed {
-        sources: &'p [String],
-        buckets: u64,
-    },
+    Numeric { field: usize, shape: usize, default: Option<f64> },
+    Categorical { field: usize, ids: &'p CategoricalIds, vocabulary: HashMap<&'p str, i64>, separator: Option<&'p str> },
+    Bucketized { source: String, boundaries: &'p [f64] },
+    Crossed { sources: &'p [String], buckets: u64 },
 }
 
 /// Ids in compressed rows while loading; padded at the end.
@@ -132,11 +105,7 @@ impl Csr {
 
     fn pad(self) -> IdColumn {
         let rows = self.ends.len();
-        let width = (0..rows)
-            .map(|r| self.row(r).len())
-            .max()
-            .unwrap_or(0)
-            .max(1);
+        let width = (0..rows).map(|r| self.row(r).len()).max().unwrap_or(0).max(1);
         let mut ids = vec![-1; rows * width];
         for r in 0..rows {
             let row = self.row(r);
@@ -148,13 +117,8 @@ impl Csr {
 
 /// Reads `path` as the plan's data block describes.
 pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let body = bytes
-        .strip_prefix(b"\xef\xbb\xbf".as_slice())
-        .unwrap_or(&bytes);
+    let bytes = std::fs::read(path).map_err(|source| DataError::Read { path: path.to_owned(), source })?;
+    let body = bytes.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(&bytes);
     let data = &plan.data;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(data.delimiter as u8)
@@ -163,35 +127,23 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
         .from_reader(body);
 
     let header: Vec<String> = if data.header {
-        let raw = reader
-            .byte_headers()
-            .map_err(|e| csv_error(path, body, e))?
-            .clone();
+        let raw = reader.byte_headers().map_err(|e| csv_error(path, body, e))?.clone();
         if raw.is_empty() || (raw.len() == 1 && raw[0].is_empty()) {
-            return Err(DataError::Empty {
-                path: path.to_owned(),
-            });
+            return Err(DataError::Empty { path: path.to_owned() });
         }
-        raw.iter()
-            .map(|f| String::from_utf8_lossy(f).trim().to_string())
-            .collect()
+        raw.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect()
     } else {
         Vec::new()
     };
     let names: Vec<String> = data.columns.clone().unwrap_or(header);
     if data.header && names.is_empty() {
-        return Err(DataError::Empty {
-            path: path.to_owned(),
-        });
+        return Err(DataError::Empty { path: path.to_owned() });
     }
     let field = |name: &str| -> Result<usize, DataError> {
         names.iter().position(|n| n == name).ok_or_else(|| {
             let hint = suggest(name, names.iter().map(String::as_str))
                 .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
-            DataError::Header {
-                path: path.to_owned(),
-                message: format!("there is no column `{name}`{hint}"),
-            }
+            DataError::Header { path: path.to_owned(), message: format!("there is no column `{name}`{hint}") }
         })
     };
 
@@ -203,47 +155,20 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
     for f in &plan.features {
         let name = f.feature.name.as_str();
         let reader = match &f.feature.kind {
-            FeatureKind::Numeric {
-                column,
-                default,
-                shape,
-                ..
-            } => Reader::Numeric {
-                field: field(column)?,
-                shape: *shape,
-                default: *default,
-            },
-            FeatureKind::Categorical {
-                column,
-                ids,
-                separator,
-            } => {
+            FeatureKind::Numeric { column, default, shape, .. } => {
+                Reader::Numeric { field: field(column)?, shape: *shape, default: *default }
+            }
+            FeatureKind::Categorical { column, ids, separator } => {
                 let vocabulary = match ids {
-                    CategoricalIds::Vocabulary { vocabulary, .. } => vocabulary
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| (v.as_str(), i as i64))
-                        .collect(),
+                    CategoricalIds::Vocabulary { vocabulary, .. } => {
+                        vocabulary.iter().enumerate().map(|(i, v)| (v.as_str(), i as i64)).collect()
+                    }
                     _ => HashMap::new(),
                 };
-                Reader::Categorical {
-                    field: field(column)?,
-                    ids,
-                    vocabulary,
-                    separator: separator.as_deref(),
-                }
+                Reader::Categorical { field: field(column)?, ids, vocabulary, separator: separator.as_deref() }
             }
-            FeatureKind::Bucketized { source, boundaries } => Reader::Bucketized {
-                source: source.clone(),
-                boundaries,
-            },
-            FeatureKind::Crossed {
-                sources,
-                hash_buckets,
-            } => Reader::Crossed {
-                sources,
-                buckets: *hash_buckets,
-            },
+            FeatureKind::Bucketized { source, boundaries } => Reader::Bucketized { source: source.clone(), boundaries },
+            FeatureKind::Crossed { sources, hash_buckets } => Reader::Crossed { sources, buckets: *hash_buckets },
             FeatureKind::Embedding { .. } | FeatureKind::Indicator { .. } => continue,
         };
         readers.push((name, reader));
@@ -256,12 +181,8 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
     });
 
     let head = plan.model.head.kind;
-    let class_names: Option<HashMap<&str, i64>> = data.label_vocabulary.as_ref().map(|v| {
-        v.iter()
-            .enumerate()
-            .map(|(i, s)| (s.as_str(), i as i64))
-            .collect()
-    });
+    let class_names: Option<HashMap<&str, i64>> =
+        data.label_vocabulary.as_ref().map(|v| v.iter().enumerate().map(|(i, s)| (s.as_str(), i as i64)).collect());
     let n_classes = plan.model.head.n_classes.unwrap_or(0) as i64;
 
     let mut numeric: BTreeMap<&str, (Vec<f32>, usize, StatsAcc)> = BTreeMap::new();
@@ -311,11 +232,7 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
             let mut present: Vec<(&str, f64)> = Vec::new();
             for (name, reader) in &readers {
                 match reader {
-                    Reader::Numeric {
-                        field,
-                        shape,
-                        default,
-                    } => {
+                    Reader::Numeric { field, shape, default } => {
                         let raw = text(*field)?;
                         let parts: Vec<f32> = if is_missing(raw) {
                             match default {
@@ -323,10 +240,7 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
                                 None => {
                                     return Err(at(
                                         *field,
-                                        format!(
-                                            "`{}` is missing and column `{name}` has no `default`",
-                                            names[*field]
-                                        ),
+                                        format!("`{}` is missing and column `{name}` has no `default`", names[*field]),
                                     ))
                                 }
                             }
@@ -339,27 +253,19 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
                                 ),
                             ));
                         } else {
-                            let parsed: Result<Vec<f32>, _> =
-                                raw.split_whitespace().map(str::parse::<f32>).collect();
+                            let parsed: Result<Vec<f32>, _> = raw.split_whitespace().map(str::parse::<f32>).collect();
                             match parsed {
                                 Ok(p) if p.len() == *shape && p.iter().all(|x| x.is_finite()) => p,
                                 Ok(p) if p.len() != *shape => {
                                     return Err(at(
                                         *field,
-                                        format!(
-                                            "`{}` has {} values, expected {shape}",
-                                            names[*field],
-                                            p.len()
-                                        ),
+                                        format!("`{}` has {} values, expected {shape}", names[*field], p.len()),
                                     ))
                                 }
                                 _ => {
                                     return Err(at(
                                         *field,
-                                        format!(
-                                            "`{}` must be a number, found `{raw}`",
-                                            names[*field]
-                                        ),
+                                        format!("`{}` must be a number, found `{raw}`", names[*field]),
                                     ))
                                 }
                             }
@@ -374,21 +280,12 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
                             .0
                             .extend(parts);
                     }
-                    Reader::Categorical {
-                        field,
-                        ids: how,
-                        vocabulary,
-                        separator,
-                    } => {
+                    Reader::Categorical { field, ids: how, vocabulary, separator } => {
                         let raw = text(*field)?;
                         let mut out = Vec::new();
                         if !is_missing(raw) {
                             let values: Vec<&str> = match separator {
-                                Some(sep) => raw
-                                    .split(sep)
-                                    .map(str::trim)
-                                    .filter(|v| !v.is_empty())
-                                    .collect(),
+                                Some(sep) => raw.split(sep).map(str::trim).filter(|v| !v.is_empty()).collect(),
                                 None => vec![raw],
                             };
                             for value in values {
@@ -401,18 +298,13 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
                         row_ids.insert(name, out);
                     }
                     Reader::Bucketized { source, boundaries } => {
-                        let x = row_numeric
-                            .get(source.as_str())
-                            .copied()
-                            .unwrap_or(f64::NAN);
+                        let x = row_numeric.get(source.as_str()).copied().unwrap_or(f64::NAN);
                         let id = boundaries.partition_point(|b| *b <= x) as i64;
                         row_ids.insert(name, vec![id]);
                     }
                     Reader::Crossed { sources, buckets } => {
-                        let lists: Vec<&[i64]> = sources
-                            .iter()
-                            .map(|s| row_ids.get(s.as_str()).map_or(&[][..], Vec::as_slice))
-                            .collect();
+                        let lists: Vec<&[i64]> =
+                            sources.iter().map(|s| row_ids.get(s.as_str()).map_or(&[][..], Vec::as_slice)).collect();
                         row_ids.insert(name, crossed(&lists, *buckets));
                     }
                 }
@@ -425,15 +317,7 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
                 match head {
                     HeadKind::Regression => match raw.parse::<f32>() {
                         Ok(v) if v.is_finite() => values.push(v),
-                        _ => {
-                            return Err(at(
-                                lf,
-                                format!(
-                                    "the label `{}` must be a number, found `{raw}`",
-                                    data.label
-                                ),
-                            ))
-                        }
+                        _ => return Err(at(lf, format!("the label `{}` must be a number, found `{raw}`", data.label))),
                     },
                     _ => {
                         let class = match &class_names {
@@ -447,7 +331,10 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
                                 Ok(c) => {
                                     return Err(at(
                                         lf,
-                                        format!("label {c} is outside 0..{} (`n_classes` is {n_classes})", n_classes - 1),
+                                        format!(
+                                            "label {c} is outside 0..{} (`n_classes` is {n_classes})",
+                                            n_classes - 1
+                                        ),
                                     ))
                                 }
                                 Err(_) => {
@@ -502,25 +389,13 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
             return Err(DataError::AllRowsBad {
                 path: path.to_owned(),
                 skipped: table.skipped,
-                first: Box::new(DataError::Header {
-                    path: path.to_owned(),
-                    message: first,
-                }),
+                first: Box::new(DataError::Header { path: path.to_owned(), message: first }),
             });
         }
-        return Err(DataError::NoRows {
-            path: path.to_owned(),
-        });
+        return Err(DataError::NoRows { path: path.to_owned() });
     }
     for (name, (values, shape, stats)) in numeric {
-        table.numeric.insert(
-            name.to_string(),
-            NumericColumn {
-                values,
-                shape,
-                stats: stats.finish(),
-            },
-        );
+        table.numeric.insert(name.to_string(), NumericColumn { values, shape, stats: stats.finish() });
     }
     for (name, csr) in ids {
         table.ids.insert(name.to_string(), csr.pad());
@@ -533,23 +408,15 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
     Ok(table)
 }
 
-fn category_id(
-    value: &str,
-    how: &CategoricalIds,
-    vocabulary: &HashMap<&str, i64>,
-) -> Result<i64, String> {
+fn category_id(value: &str, how: &CategoricalIds, vocabulary: &HashMap<&str, i64>) -> Result<i64, String> {
     match how {
         CategoricalIds::Vocabulary { oov_buckets, .. } => match vocabulary.get(value) {
             Some(id) => Ok(*id),
-            None if *oov_buckets > 0 => {
-                Ok(vocabulary.len() as i64 + hash::bucket(value, *oov_buckets))
-            }
+            None if *oov_buckets > 0 => Ok(vocabulary.len() as i64 + hash::bucket(value, *oov_buckets)),
             None => {
                 let hint = suggest(value, vocabulary.keys().copied())
                     .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
-                Err(format!(
-                    "`{value}` is not in the vocabulary and there are no `oov_buckets`{hint}"
-                ))
+                Err(format!("`{value}` is not in the vocabulary and there are no `oov_buckets`{hint}"))
             }
         },
         CategoricalIds::Hash { hash_buckets } => Ok(hash::bucket(value, *hash_buckets)),
@@ -564,16 +431,9 @@ fn category_id(
 fn crossed(lists: &[&[i64]], buckets: u64) -> Vec<i64> {
     let mut combos: Vec<Vec<i64>> = vec![Vec::new()];
     for list in lists {
-        combos = combos
-            .iter()
-            .flat_map(|c| list.iter().map(move |id| [c.as_slice(), &[*id]].concat()))
-            .collect();
+        combos = combos.iter().flat_map(|c| list.iter().map(move |id| [c.as_slice(), &[*id]].concat())).collect();
     }
-    combos
-        .iter()
-        .filter(|c| c.len() == lists.len())
-        .map(|c| hash::cross(c, buckets))
-        .collect()
+    combos.iter().filter(|c| c.len() == lists.len()).map(|c| hash::cross(c, buckets)).collect()
 }
 
 #[derive(Default)]
@@ -605,13 +465,7 @@ impl StatsAcc {
         let n = self.count as f64;
         let mean = self.sum / n;
         let var = (self.sum_sq / n - mean * mean).max(0.0);
-        Stats {
-            count: self.count,
-            mean,
-            std: var.sqrt(),
-            min: self.min,
-            max: self.max,
-        }
+        Stats { count: self.count, mean, std: var.sqrt(), min: self.min, max: self.max }
     }
 }
 
@@ -621,10 +475,7 @@ fn field_column(body: &[u8], record: &csv::ByteRecord, index: usize, delimiter: 
         return 1;
     };
     let start = (pos.byte() as usize).min(body.len());
-    let line_end = body[start..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(body.len(), |i| start + i);
+    let line_end = body[start..].iter().position(|&b| b == b'\n').map_or(body.len(), |i| start + i);
     // Field ranges count unescaped bytes, so walk the raw line for quotes and delimiters.
     let line = &body[start..line_end];
     let mut field = 0;
@@ -639,11 +490,7 @@ fn field_column(body: &[u8], record: &csv::ByteRecord, index: usize, delimiter: 
             field += 1;
         }
     }
-    String::from_utf8_lossy(line)
-        .trim_end_matches('\r')
-        .chars()
-        .count()
-        + 1
+    String::from_utf8_lossy(line).trim_end_matches('\r').chars().count() + 1
 }
 
 fn csv_error(path: &Utf8Path, body: &[u8], e: csv::Error) -> DataError {
@@ -651,23 +498,14 @@ fn csv_error(path: &Utf8Path, body: &[u8], e: csv::Error) -> DataError {
     match e.position() {
         Some(pos) => {
             let start = (pos.byte() as usize).min(body.len());
-            let line_start = body[..start]
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
+            let line_start = body[..start].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
             DataError::Field {
                 path: path.to_owned(),
                 line: pos.line(),
-                column: String::from_utf8_lossy(&body[line_start..start])
-                    .chars()
-                    .count()
-                    + 1,
+                column: String::from_utf8_lossy(&body[line_start..start]).chars().count() + 1,
                 message,
             }
         }
-        None => DataError::Header {
-            path: path.to_owned(),
-            message,
-        },
+        None => DataError::Header { path: path.to_owned(), message },
     }
 }

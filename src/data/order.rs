@@ -35,13 +35,7 @@ const STREAM: u64 = 0x6461_7461;
 
 impl Batcher {
     pub fn new(rows: usize, seed: u64, shuffle: bool, order: DataOrder) -> Batcher {
-        let mut batcher = Batcher {
-            rows,
-            seed,
-            shuffle,
-            order,
-            permutation: Vec::new(),
-        };
+        let mut batcher = Batcher { rows, seed, shuffle, order, permutation: Vec::new() };
         batcher.permute();
         batcher
     }
@@ -97,13 +91,7 @@ mod tests {
         first.sort();
         assert_eq!(first, (0..10).collect::<Vec<_>>());
         assert_ne!(stream[..10], stream[10..20]);
-        assert_eq!(
-            b.order(),
-            DataOrder {
-                epoch: 1,
-                offset: 10
-            }
-        );
+        assert_eq!(b.order(), DataOrder { epoch: 1, offset: 10 });
     }
 
     #[test]

@@ -21,16 +21,12 @@ impl Inputs {
         let rows = table.rows as i64;
         let mut numeric = BTreeMap::new();
         for (name, column) in &table.numeric {
-            let t = Tensor::f_from_slice(&column.values)?
-                .f_view([rows, column.shape as i64])?
-                .f_to_device(device)?;
+            let t = Tensor::f_from_slice(&column.values)?.f_view([rows, column.shape as i64])?.f_to_device(device)?;
             numeric.insert(name.clone(), t);
         }
         let mut ids = BTreeMap::new();
         for (name, column) in &table.ids {
-            let t = Tensor::f_from_slice(&column.ids)?
-                .f_view([rows, column.width as i64])?
-                .f_to_device(device)?;
+            let t = Tensor::f_from_slice(&column.ids)?.f_view([rows, column.width as i64])?.f_to_device(device)?;
             ids.insert(name.clone(), t);
         }
         let labels = match &table.labels {
@@ -38,12 +34,7 @@ impl Inputs {
             Some(Labels::Values(v)) => Some(Tensor::f_from_slice(v)?.f_to_device(device)?),
             None => None,
         };
-        Ok(Inputs {
-            numeric,
-            ids,
-            labels,
-            rows,
-        })
+        Ok(Inputs { numeric, ids, labels, rows })
     }
 
     /// The rows at `index` (int64, on the same device).
@@ -58,12 +49,7 @@ impl Inputs {
             ids.insert(name.clone(), pick(t)?);
         }
         let labels = self.labels.as_ref().map(pick).transpose()?;
-        Ok(Inputs {
-            numeric,
-            ids,
-            labels,
-            rows: index.size()[0],
-        })
+        Ok(Inputs { numeric, ids, labels, rows: index.size()[0] })
     }
 
     /// Rows `start..end`, without copying.
@@ -78,32 +64,19 @@ impl Inputs {
             ids.insert(name.clone(), cut(t)?);
         }
         let labels = self.labels.as_ref().map(cut).transpose()?;
-        Ok(Inputs {
-            numeric,
-            ids,
-            labels,
-            rows: end - start,
-        })
+        Ok(Inputs { numeric, ids, labels, rows: end - start })
     }
 
     pub fn numeric(&self, name: &str) -> Result<&Tensor, LowerError> {
-        self.numeric
-            .get(name)
-            .ok_or_else(|| LowerError::MissingVariable(format!("column {name}")))
+        self.numeric.get(name).ok_or_else(|| LowerError::MissingVariable(format!("column {name}")))
     }
 
     pub fn ids(&self, name: &str) -> Result<&Tensor, LowerError> {
-        self.ids
-            .get(name)
-            .ok_or_else(|| LowerError::MissingVariable(format!("column {name}")))
+        self.ids.get(name).ok_or_else(|| LowerError::MissingVariable(format!("column {name}")))
     }
 
     /// Labels as float, for losses that take them so.
     pub fn float_labels(&self) -> Result<Option<Tensor>, LowerError> {
-        Ok(self
-            .labels
-            .as_ref()
-            .map(|l| l.f_to_kind(Kind::Float))
-            .transpose()?)
+        Ok(self.labels.as_ref().map(|l| l.f_to_kind(Kind::Float)).transpose()?)
     }
 }

@@ -54,15 +54,8 @@ impl From<tch::TchError> for LowerError {
 /// The first line of a libtorch error, without the C++ backtrace that follows it.
 pub fn torch_message(e: &tch::TchError) -> String {
     let text = e.to_string();
-    let first = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("unknown error");
-    first
-        .trim()
-        .trim_start_matches("Torch(\"")
-        .trim_end_matches("\")")
-        .to_string()
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("unknown error");
+    first.trim().trim_start_matches("Torch(\"").trim_end_matches("\")").to_string()
 }
 
 // Keeps weight-initialisation draws apart from other uses of the seed.
@@ -82,15 +75,11 @@ impl Model {
             let values: Vec<f32> = match leaf {
                 "kernel" => {
                     let limit = (6.0 / (var.shape[0] + var.shape[1]) as f64).sqrt();
-                    (0..count)
-                        .map(|_| ((rng.next_f64() * 2.0 - 1.0) * limit) as f32)
-                        .collect()
+                    (0..count).map(|_| ((rng.next_f64() * 2.0 - 1.0) * limit) as f32).collect()
                 }
                 "embedding_weights" => {
                     let std = 1.0 / (var.shape[1] as f64).sqrt();
-                    (0..count)
-                        .map(|_| (truncated_normal(&mut rng) * std) as f32)
-                        .collect()
+                    (0..count).map(|_| (truncated_normal(&mut rng) * std) as f32).collect()
                 }
                 "gamma" | "moving_variance" | "std" => vec![1.0; count],
                 _ => vec![0.0; count],
@@ -101,26 +90,11 @@ impl Model {
                     values = normalization_init(&var.name, table, count);
                 }
             }
-            let tensor = Tensor::f_from_slice(&values)?
-                .f_reshape(&shape)?
-                .f_to_device(device)?;
-            let tensor = if var.trainable {
-                tensor.f_set_requires_grad(true)?
-            } else {
-                tensor
-            };
-            params.push(Param {
-                name: var.name.clone(),
-                tensor,
-                trainable: var.trainable,
-                part: var.part,
-            });
+            let tensor = Tensor::f_from_slice(&values)?.f_reshape(&shape)?.f_to_device(device)?;
+            let tensor = if var.trainable { tensor.f_set_requires_grad(true)? } else { tensor };
+            params.push(Param { name: var.name.clone(), tensor, trainable: var.trainable, part: var.part });
         }
-        let index = params
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.name.clone(), i))
-            .collect();
+        let index = params.iter().enumerate().map(|(i, p)| (p.name.clone(), i)).collect();
         Ok(Model {
             params,
             index,
@@ -133,10 +107,7 @@ impl Model {
     }
 
     pub fn param(&self, name: &str) -> Result<&Tensor, LowerError> {
-        self.index
-            .get(name)
-            .map(|&i| &self.params[i].tensor)
-            .ok_or_else(|| LowerError::MissingVariable(name.into()))
+        self.index.get(name).map(|&i| &self.params[i].tensor).ok_or_else(|| LowerError::MissingVariable(name.into()))
     }
 
     fn feature(&self, name: &str) -> Option<&FeaturePlan> {
@@ -144,13 +115,7 @@ impl Model {
     }
 
     /// Logits `[batch, head.logits]`. `step` seeds dropout, so a resumed run drops the same units.
-    pub fn forward(
-        &self,
-        x: &Inputs,
-        training: bool,
-        step: u64,
-        seed: u64,
-    ) -> Result<Tensor, LowerError> {
+    pub fn forward(&self, x: &Inputs, training: bool, step: u64, seed: u64) -> Result<Tensor, LowerError> {
         let mut logits: Option<Tensor> = None;
         if let Some(dnn) = &self.dnn {
             logits = Some(self.dnn_logits(dnn, x, training, step, seed)?);
@@ -177,11 +142,7 @@ impl Model {
         for name in &dnn.spec.inputs {
             parts.push(self.dense(name, x, "dnn/input_from_feature_columns/input_layer")?);
         }
-        let mut h = if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Tensor::f_cat(&parts, 1)?
-        };
+        let mut h = if parts.len() == 1 { parts.remove(0) } else { Tensor::f_cat(&parts, 1)? };
         if training && dnn.spec.dropout > 0.0 {
             // One seed per step: dropout masks are a function of (seed, step), not of history.
             tch::manual_seed((crate::rng::mix(seed ^ step.wrapping_mul(0x9e37_79b9)) >> 1) as i64);
@@ -216,18 +177,14 @@ impl Model {
 
     fn linear_logits(&self, linear: &LinearSpec, x: &Inputs) -> Result<Tensor, LowerError> {
         let prefix = "linear/linear_model";
-        let mut sum = self
-            .param(&format!("{prefix}/bias_weights"))?
-            .f_unsqueeze(0)?;
+        let mut sum = self.param(&format!("{prefix}/bias_weights"))?.f_unsqueeze(0)?;
         for name in &linear.inputs {
             let weights = self.param(&format!("{prefix}/{name}/weights"))?;
-            let feature = self
-                .feature(name)
-                .ok_or_else(|| LowerError::MissingVariable(name.clone()))?;
+            let feature = self.feature(name).ok_or_else(|| LowerError::MissingVariable(name.clone()))?;
             let part = match &feature.feature.kind {
-                FeatureKind::Categorical { .. }
-                | FeatureKind::Bucketized { .. }
-                | FeatureKind::Crossed { .. } => embed(weights, x.ids(name)?, Combiner::Sum)?,
+                FeatureKind::Categorical { .. } | FeatureKind::Bucketized { .. } | FeatureKind::Crossed { .. } => {
+                    embed(weights, x.ids(name)?, Combiner::Sum)?
+                }
                 FeatureKind::Indicator { source } => embed(weights, x.ids(source)?, Combiner::Sum)?,
                 FeatureKind::Numeric { .. } | FeatureKind::Embedding { .. } => {
                     self.dense(name, x, prefix)?.f_mm(weights)?
@@ -241,9 +198,7 @@ impl Model {
     /// The dense value of a column: normalised numbers, one-hot buckets, multi-hot indicators or
     /// combined embeddings. `scope` is where its embedding table lives.
     fn dense(&self, name: &str, x: &Inputs, scope: &str) -> Result<Tensor, LowerError> {
-        let feature = self
-            .feature(name)
-            .ok_or_else(|| LowerError::MissingVariable(name.into()))?;
+        let feature = self.feature(name).ok_or_else(|| LowerError::MissingVariable(name.into()))?;
         match &feature.feature.kind {
             FeatureKind::Numeric { normalize, .. } => {
                 let values = x.numeric(name)?;
@@ -263,24 +218,19 @@ impl Model {
             }
             FeatureKind::Bucketized { .. } => multi_hot(x.ids(name)?, feature.width as i64),
             FeatureKind::Indicator { source } => multi_hot(x.ids(source)?, feature.width as i64),
-            FeatureKind::Embedding {
-                source, combiner, ..
-            } => {
+            FeatureKind::Embedding { source, combiner, .. } => {
                 let table = self.param(&format!("{scope}/{name}/embedding_weights"))?;
                 embed(table, x.ids(source)?, *combiner)
             }
-            FeatureKind::Categorical { .. } | FeatureKind::Crossed { .. } => Err(
-                LowerError::MissingVariable(format!("{name} (a sparse column in a dense layer)")),
-            ),
+            FeatureKind::Categorical { .. } | FeatureKind::Crossed { .. } => {
+                Err(LowerError::MissingVariable(format!("{name} (a sparse column in a dense layer)")))
+            }
         }
     }
 }
 
 fn normalization_init(name: &str, table: &Table, count: usize) -> Vec<f32> {
-    let column = name
-        .trim_start_matches("normalization/")
-        .rsplit_once('/')
-        .map_or("", |(c, _)| c);
+    let column = name.trim_start_matches("normalization/").rsplit_once('/').map_or("", |(c, _)| c);
     let Some(values) = table.numeric.get(column) else {
         return vec![0.0; count];
     };
@@ -339,26 +289,15 @@ fn embed(table: &Tensor, ids: &Tensor, combiner: Combiner) -> Result<Tensor, Low
     let (batch, k) = ids.size2()?;
     let dim = table.size()[1];
     let mask = ids.f_ge(0)?;
-    let rows = table
-        .f_index_select(0, &ids.f_clamp_min(0)?.f_view([-1])?)?
-        .f_view([batch, k, dim])?;
+    let rows = table.f_index_select(0, &ids.f_clamp_min(0)?.f_view([-1])?)?.f_view([batch, k, dim])?;
     let maskf = mask.f_to_kind(Kind::Float)?;
-    let summed = rows
-        .f_mul(&maskf.f_unsqueeze(2)?)?
-        .f_sum_dim_intlist(1, false, Kind::Float)?;
+    let summed = rows.f_mul(&maskf.f_unsqueeze(2)?)?.f_sum_dim_intlist(1, false, Kind::Float)?;
     match combiner {
         Combiner::Sum => Ok(summed),
-        Combiner::Mean => Ok(summed.f_div(
-            &maskf
-                .f_sum_dim_intlist(1, true, Kind::Float)?
-                .f_clamp_min(1.0)?,
-        )?),
-        Combiner::Sqrtn => Ok(summed.f_div(
-            &maskf
-                .f_sum_dim_intlist(1, true, Kind::Float)?
-                .f_clamp_min(1.0)?
-                .f_sqrt()?,
-        )?),
+        Combiner::Mean => Ok(summed.f_div(&maskf.f_sum_dim_intlist(1, true, Kind::Float)?.f_clamp_min(1.0)?)?),
+        Combiner::Sqrtn => {
+            Ok(summed.f_div(&maskf.f_sum_dim_intlist(1, true, Kind::Float)?.f_clamp_min(1.0)?.f_sqrt()?)?)
+        }
     }
 }
 

@@ -10,36 +10,25 @@ pub fn plan(spec: &CheckedSpec, source: &Utf8Path) -> Plan {
     let mut features: Vec<FeaturePlan> = spec
         .features
         .iter()
-        .map(|f| FeaturePlan {
-            feature: f.clone(),
-            width: width(&f.kind, &spec.features),
-        })
+        .map(|f| FeaturePlan { feature: f.clone(), width: width(&f.kind, &spec.features) })
         .collect();
     features.sort_by(|a, b| a.feature.name.cmp(&b.feature.name));
 
     let head = head(&spec.model);
-    let dnn = spec.model.dnn.as_ref().map(|d| DnnPlan {
-        spec: d.clone(),
-        input_width: d.inputs.iter().map(|n| width_of(&features, n)).sum(),
-    });
+    let dnn = spec
+        .model
+        .dnn
+        .as_ref()
+        .map(|d| DnnPlan { spec: d.clone(), input_width: d.inputs.iter().map(|n| width_of(&features, n)).sum() });
     let variables = variables(&features, &spec.model, dnn.as_ref(), head.logits);
     let mut plan = Plan {
         format: FORMAT,
         pipeline: spec.name.clone(),
         source: source.to_owned(),
-        fingerprint: Fingerprints {
-            model: String::new(),
-            optimizer: String::new(),
-        },
+        fingerprint: Fingerprints { model: String::new(), optimizer: String::new() },
         data: spec.data.clone(),
         features,
-        model: ModelPlan {
-            kind: spec.model.kind,
-            head,
-            dnn,
-            linear: spec.model.linear.clone(),
-            variables,
-        },
+        model: ModelPlan { kind: spec.model.kind, head, dnn, linear: spec.model.linear.clone(), variables },
         optimizers: spec.optimizers.clone(),
         train: spec.train.clone(),
         eval: spec.eval.clone(),
@@ -51,10 +40,7 @@ pub fn plan(spec: &CheckedSpec, source: &Utf8Path) -> Plan {
 }
 
 fn width_of(features: &[FeaturePlan], name: &str) -> u64 {
-    features
-        .iter()
-        .find(|f| f.feature.name == name)
-        .map_or(0, |f| f.width)
+    features.iter().find(|f| f.feature.name == name).map_or(0, |f| f.width)
 }
 
 fn buckets(kind: &FeatureKind, all: &[Feature]) -> u64 {
@@ -62,10 +48,9 @@ fn buckets(kind: &FeatureKind, all: &[Feature]) -> u64 {
         FeatureKind::Categorical { ids, .. } => ids.buckets(),
         FeatureKind::Crossed { hash_buckets, .. } => *hash_buckets,
         FeatureKind::Bucketized { boundaries, .. } => boundaries.len() as u64 + 1,
-        FeatureKind::Embedding { source, .. } | FeatureKind::Indicator { source } => all
-            .iter()
-            .find(|f| &f.name == source)
-            .map_or(0, |f| buckets(&f.kind, all)),
+        FeatureKind::Embedding { source, .. } | FeatureKind::Indicator { source } => {
+            all.iter().find(|f| &f.name == source).map_or(0, |f| buckets(&f.kind, all))
+        }
         FeatureKind::Numeric { .. } => 0,
     }
 }
@@ -80,46 +65,22 @@ fn width(kind: &FeatureKind, all: &[Feature]) -> u64 {
 
 fn head(model: &ModelSpec) -> Head {
     match model.n_classes {
-        Some(n) if n > 2 => Head {
-            kind: HeadKind::MultiClass,
-            n_classes: Some(n),
-            logits: n as u64,
-        },
-        Some(n) => Head {
-            kind: HeadKind::Binary,
-            n_classes: Some(n),
-            logits: 1,
-        },
-        None => Head {
-            kind: HeadKind::Regression,
-            n_classes: None,
-            logits: 1,
-        },
+        Some(n) if n > 2 => Head { kind: HeadKind::MultiClass, n_classes: Some(n), logits: n as u64 },
+        Some(n) => Head { kind: HeadKind::Binary, n_classes: Some(n), logits: 1 },
+        None => Head { kind: HeadKind::Regression, n_classes: None, logits: 1 },
     }
 }
 
 /// tf.estimator's variable names, kernels as [in, out].
-fn variables(
-    features: &[FeaturePlan],
-    model: &ModelSpec,
-    dnn: Option<&DnnPlan>,
-    logits: u64,
-) -> Vec<Variable> {
+fn variables(features: &[FeaturePlan], model: &ModelSpec, dnn: Option<&DnnPlan>, logits: u64) -> Vec<Variable> {
     let mut vars = Vec::new();
     let mut push = |name: String, shape: Vec<u64>, trainable: bool, part: Scope| {
-        vars.push(Variable {
-            name,
-            shape,
-            trainable,
-            part,
-        });
+        vars.push(Variable { name, shape, trainable, part });
     };
     let embedding_table = |name: &str| -> Option<Vec<u64>> {
         let f = features.iter().find(|f| f.feature.name == name)?;
         match &f.feature.kind {
-            FeatureKind::Embedding {
-                source, dimension, ..
-            } => {
+            FeatureKind::Embedding { source, dimension, .. } => {
                 let rows = features.iter().find(|s| &s.feature.name == source)?.width;
                 Some(vec![rows, *dimension as u64])
             }
@@ -127,10 +88,7 @@ fn variables(
         }
     };
     // Statistics frozen at the first training, for the numeric columns the model reads directly.
-    let direct = dnn
-        .iter()
-        .flat_map(|d| &d.spec.inputs)
-        .chain(model.linear.iter().flat_map(|l| &l.inputs));
+    let direct = dnn.iter().flat_map(|d| &d.spec.inputs).chain(model.linear.iter().flat_map(|l| &l.inputs));
     let mut normalized: Vec<&str> = Vec::new();
     for name in direct {
         let Some(f) = features.iter().find(|f| &f.feature.name == name) else {
@@ -149,12 +107,7 @@ fn variables(
         }
         normalized.push(name);
         for stat in stats {
-            push(
-                format!("normalization/{name}/{stat}"),
-                vec![1],
-                false,
-                Scope::All,
-            );
+            push(format!("normalization/{name}/{stat}"), vec![1], false, Scope::All);
         }
     }
     if let Some(dnn) = dnn {
@@ -171,54 +124,24 @@ fn variables(
         let mut fan_in = dnn.input_width;
         for (i, &units) in dnn.spec.hidden_units.iter().enumerate() {
             let units = units as u64;
-            push(
-                format!("dnn/hiddenlayer_{i}/kernel"),
-                vec![fan_in, units],
-                true,
-                Scope::Dnn,
-            );
-            push(
-                format!("dnn/hiddenlayer_{i}/bias"),
-                vec![units],
-                true,
-                Scope::Dnn,
-            );
+            push(format!("dnn/hiddenlayer_{i}/kernel"), vec![fan_in, units], true, Scope::Dnn);
+            push(format!("dnn/hiddenlayer_{i}/bias"), vec![units], true, Scope::Dnn);
             if dnn.spec.batch_norm {
                 let prefix = format!("dnn/hiddenlayer_{i}/batchnorm_{i}");
                 push(format!("{prefix}/gamma"), vec![units], true, Scope::Dnn);
                 push(format!("{prefix}/beta"), vec![units], true, Scope::Dnn);
-                push(
-                    format!("{prefix}/moving_mean"),
-                    vec![units],
-                    false,
-                    Scope::Dnn,
-                );
-                push(
-                    format!("{prefix}/moving_variance"),
-                    vec![units],
-                    false,
-                    Scope::Dnn,
-                );
+                push(format!("{prefix}/moving_mean"), vec![units], false, Scope::Dnn);
+                push(format!("{prefix}/moving_variance"), vec![units], false, Scope::Dnn);
             }
             fan_in = units;
         }
-        push(
-            "dnn/logits/kernel".into(),
-            vec![fan_in, logits],
-            true,
-            Scope::Dnn,
-        );
+        push("dnn/logits/kernel".into(), vec![fan_in, logits], true, Scope::Dnn);
         push("dnn/logits/bias".into(), vec![logits], true, Scope::Dnn);
     }
     if let Some(linear) = &model.linear {
         for input in &linear.inputs {
             if let Some(shape) = embedding_table(input) {
-                push(
-                    format!("linear/linear_model/{input}/embedding_weights"),
-                    shape,
-                    true,
-                    Scope::Linear,
-                );
+                push(format!("linear/linear_model/{input}/embedding_weights"), shape, true, Scope::Linear);
             }
             push(
                 format!("linear/linear_model/{input}/weights"),
@@ -227,12 +150,7 @@ fn variables(
                 Scope::Linear,
             );
         }
-        push(
-            "linear/linear_model/bias_weights".into(),
-            vec![logits],
-            true,
-            Scope::Linear,
-        );
+        push("linear/linear_model/bias_weights".into(), vec![logits], true, Scope::Linear);
     }
     vars
 }

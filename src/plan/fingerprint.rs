@@ -12,10 +12,7 @@ use super::*;
 pub type Fields = BTreeMap<String, String>;
 
 pub fn fingerprints(plan: &Plan) -> Fingerprints {
-    Fingerprints {
-        model: digest(&model_fields(plan)),
-        optimizer: digest(&optimizer_fields(plan)),
-    }
+    Fingerprints { model: digest(&model_fields(plan)), optimizer: digest(&optimizer_fields(plan)) }
 }
 
 /// The first 16 hex digits of SHA-256 over `key=value` lines in key order.
@@ -27,12 +24,7 @@ pub fn digest(fields: &Fields) -> String {
         hasher.update(value.as_bytes());
         hasher.update([0x1e]);
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 fn num(x: f64) -> String {
@@ -53,10 +45,7 @@ fn opt<T>(value: &Option<T>, f: impl Fn(&T) -> String) -> String {
 }
 
 fn word<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 /// What decides the model's tensors and what they mean.
@@ -67,21 +56,13 @@ pub fn model_fields(plan: &Plan) -> Fields {
     };
     put("data.label".into(), text(&plan.data.label));
     if plan.model.kind.is_classifier() {
-        put(
-            "data.label_vocabulary".into(),
-            opt(&plan.data.label_vocabulary, |v| list(v, |s| text(s))),
-        );
+        put("data.label_vocabulary".into(), opt(&plan.data.label_vocabulary, |v| list(v, |s| text(s))));
     }
     for feature in used_features(plan) {
         let p = format!("features.{}", feature.name);
         put(format!("{p}.kind"), feature.kind.word().into());
         match &feature.kind {
-            FeatureKind::Numeric {
-                column,
-                default,
-                normalize,
-                shape,
-            } => {
+            FeatureKind::Numeric { column, default, normalize, shape } => {
                 put(format!("{p}.column"), text(column));
                 put(format!("{p}.default"), opt(default, |d| num(*d)));
                 put(format!("{p}.normalize"), word(normalize));
@@ -91,43 +72,25 @@ pub fn model_fields(plan: &Plan) -> Fields {
                 put(format!("{p}.source"), text(source));
                 put(format!("{p}.boundaries"), list(boundaries, |b| num(*b)));
             }
-            FeatureKind::Categorical {
-                column,
-                ids,
-                separator,
-            } => {
+            FeatureKind::Categorical { column, ids, separator } => {
                 put(format!("{p}.column"), text(column));
                 put(format!("{p}.separator"), opt(separator, |s| text(s)));
                 match ids {
-                    CategoricalIds::Vocabulary {
-                        vocabulary,
-                        oov_buckets,
-                    } => {
+                    CategoricalIds::Vocabulary { vocabulary, oov_buckets } => {
                         put(format!("{p}.vocabulary"), list(vocabulary, |s| text(s)));
                         put(format!("{p}.oov_buckets"), oov_buckets.to_string());
                     }
-                    CategoricalIds::Hash { hash_buckets } => {
-                        put(format!("{p}.hash_buckets"), hash_buckets.to_string())
-                    }
-                    CategoricalIds::Identity { identity } => {
-                        put(format!("{p}.identity"), identity.to_string())
-                    }
+                    CategoricalIds::Hash { hash_buckets } => put(format!("{p}.hash_buckets"), hash_buckets.to_string()),
+                    CategoricalIds::Identity { identity } => put(format!("{p}.identity"), identity.to_string()),
                 }
             }
-            FeatureKind::Embedding {
-                source,
-                dimension,
-                combiner,
-            } => {
+            FeatureKind::Embedding { source, dimension, combiner } => {
                 put(format!("{p}.source"), text(source));
                 put(format!("{p}.dimension"), dimension.to_string());
                 put(format!("{p}.combiner"), word(combiner));
             }
             FeatureKind::Indicator { source } => put(format!("{p}.source"), text(source)),
-            FeatureKind::Crossed {
-                sources,
-                hash_buckets,
-            } => {
+            FeatureKind::Crossed { sources, hash_buckets } => {
                 put(format!("{p}.sources"), list(sources, |s| text(s)));
                 put(format!("{p}.hash_buckets"), hash_buckets.to_string());
             }
@@ -141,32 +104,13 @@ pub fn model_fields(plan: &Plan) -> Fields {
     let combined = model.kind.is_combined();
     if let Some(dnn) = &model.dnn {
         let d = &dnn.spec;
-        put(
-            "model.hidden_units".into(),
-            list(&d.hidden_units, |u| u.to_string()),
-        );
+        put("model.hidden_units".into(), list(&d.hidden_units, |u| u.to_string()));
         put("model.activation".into(), word(&d.activation));
         put("model.batch_norm".into(), d.batch_norm.to_string());
-        put(
-            if combined {
-                "model.dnn_inputs"
-            } else {
-                "model.inputs"
-            }
-            .into(),
-            list(&d.inputs, |s| text(s)),
-        );
+        put(if combined { "model.dnn_inputs" } else { "model.inputs" }.into(), list(&d.inputs, |s| text(s)));
     }
     if let Some(linear) = &model.linear {
-        put(
-            if combined {
-                "model.linear_inputs"
-            } else {
-                "model.inputs"
-            }
-            .into(),
-            list(&linear.inputs, |s| text(s)),
-        );
+        put(if combined { "model.linear_inputs" } else { "model.inputs" }.into(), list(&linear.inputs, |s| text(s)));
     }
     fields
 }
@@ -177,10 +121,7 @@ pub fn optimizer_fields(plan: &Plan) -> Fields {
     for o in &plan.optimizers {
         let block = o.scope.block();
         fields.insert(format!("{block}.kind"), o.kind.word().into());
-        fields.insert(
-            format!("{block}.state"),
-            list(&o.kind.slots(), |s| s.to_string()),
-        );
+        fields.insert(format!("{block}.state"), list(&o.kind.slots(), |s| s.to_string()));
     }
     fields
 }
@@ -188,12 +129,8 @@ pub fn optimizer_fields(plan: &Plan) -> Fields {
 /// The features the model reads, directly or as sources of what it reads.
 fn used_features(plan: &Plan) -> Vec<&Feature> {
     let mut wanted: Vec<&str> = Vec::new();
-    let direct = plan
-        .model
-        .dnn
-        .iter()
-        .flat_map(|d| &d.spec.inputs)
-        .chain(plan.model.linear.iter().flat_map(|l| &l.inputs));
+    let direct =
+        plan.model.dnn.iter().flat_map(|d| &d.spec.inputs).chain(plan.model.linear.iter().flat_map(|l| &l.inputs));
     let mut stack: Vec<&str> = direct.map(String::as_str).collect();
     while let Some(name) = stack.pop() {
         if wanted.contains(&name) {
@@ -204,9 +141,5 @@ fn used_features(plan: &Plan) -> Vec<&Feature> {
             stack.extend(f.feature.kind.sources());
         }
     }
-    plan.features
-        .iter()
-        .map(|f| &f.feature)
-        .filter(|f| wanted.contains(&f.name.as_str()))
-        .collect()
+    plan.features.iter().map(|f| &f.feature).filter(|f| wanted.contains(&f.name.as_str())).collect()
 }

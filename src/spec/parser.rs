@@ -21,10 +21,8 @@ pub fn parse(text: &str) -> Result<Ast, Diagnostic> {
     pest::set_error_detail(true);
     let mut pairs = EstParser::parse(Rule::file, text).map_err(|e| syntax_error(&e, text))?;
     let file = pairs.next().ok_or_else(|| internal(Span::default()))?;
-    let pipeline = file
-        .into_inner()
-        .find(|p| p.as_rule() == Rule::pipeline)
-        .ok_or_else(|| internal(Span::default()))?;
+    let pipeline =
+        file.into_inner().find(|p| p.as_rule() == Rule::pipeline).ok_or_else(|| internal(Span::default()))?;
     let span = span_of(&pipeline);
     let mut name = None;
     let mut items = Vec::new();
@@ -47,10 +45,7 @@ fn span_of(pair: &Pair<Rule>) -> Span {
 // The grammar guarantees every shape this file relies on; reaching this is a bug in est.
 fn internal(span: Span) -> Diagnostic {
     Diagnostic::new(
-        DiagnosticKind::Syntax {
-            expected: vec![],
-            found: "input the parser cannot represent".into(),
-        },
+        DiagnosticKind::Syntax { expected: vec![], found: "input the parser cannot represent".into() },
         span,
     )
     .with_help("this is a bug in est; please report it with the file")
@@ -75,9 +70,7 @@ fn build_entry(pair: Pair<Rule>) -> Result<Entry, Diagnostic> {
     let mut value = None;
     for inner in pair.into_inner() {
         match inner.as_rule() {
-            Rule::ident if key.is_none() => {
-                key = Some(Spanned::new(inner.as_str().to_string(), span_of(&inner)))
-            }
+            Rule::ident if key.is_none() => key = Some(Spanned::new(inner.as_str().to_string(), span_of(&inner))),
             _ => value = Some(build_value(inner)?),
         }
     }
@@ -103,13 +96,7 @@ fn build_decl(pair: Pair<Rule>) -> Result<Decl, Diagnostic> {
         }
     }
     let kind = kind.ok_or_else(|| internal(span))?;
-    Ok(Decl {
-        kind,
-        name,
-        source,
-        body,
-        span,
-    })
+    Ok(Decl { kind, name, source, body, span })
 }
 
 fn build_source(pair: Pair<Rule>) -> Source {
@@ -140,10 +127,7 @@ fn build_name(pair: Pair<Rule>) -> Spanned<String> {
 }
 
 fn unescape(string: Pair<Rule>) -> String {
-    let raw = string
-        .into_inner()
-        .next()
-        .map_or("", |inner| inner.as_str());
+    let raw = string.into_inner().next().map_or("", |inner| inner.as_str());
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars();
     while let Some(c) = chars.next() {
@@ -165,14 +149,8 @@ fn build_value(pair: Pair<Rule>) -> Result<Value, Diagnostic> {
     let span = span_of(&pair);
     let text = pair.as_str();
     let too_large = || {
-        Diagnostic::new(
-            DiagnosticKind::Syntax {
-                expected: vec![],
-                found: format!("number `{text}`"),
-            },
-            span,
-        )
-        .with_help("numbers must fit in 64 bits")
+        Diagnostic::new(DiagnosticKind::Syntax { expected: vec![], found: format!("number `{text}`") }, span)
+            .with_help("numbers must fit in 64 bits")
     };
     let digits = |s: &str| s.replace('_', "");
     let kind = match pair.as_rule() {
@@ -189,25 +167,16 @@ fn build_value(pair: Pair<Rule>) -> Result<Value, Diagnostic> {
         Rule::ident => ValueKind::Ident(text.to_string()),
         Rule::duration => ValueKind::Duration(parse_duration(&digits(text)).ok_or_else(too_large)?),
         Rule::steps => {
-            let number: String = text
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || *c == '_')
-                .collect();
+            let number: String = text.chars().take_while(|c| c.is_ascii_digit() || *c == '_').collect();
             ValueKind::Steps(digits(&number).parse().map_err(|_| too_large())?)
         }
-        Rule::list => ValueKind::List(
-            pair.into_inner()
-                .map(build_value)
-                .collect::<Result<_, _>>()?,
-        ),
+        Rule::list => ValueKind::List(pair.into_inner().map(build_value).collect::<Result<_, _>>()?),
         Rule::object => {
             let mut kind = None;
             let mut body = None;
             for inner in pair.into_inner() {
                 match inner.as_rule() {
-                    Rule::ident => {
-                        kind = Some(Spanned::new(inner.as_str().to_string(), span_of(&inner)))
-                    }
+                    Rule::ident => kind = Some(Spanned::new(inner.as_str().to_string(), span_of(&inner))),
                     Rule::body => body = Some(build_body(inner)?),
                     _ => {}
                 }
@@ -248,9 +217,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         Rule::source => "a column name or `[columns]`",
         Rule::name_list => "`[columns]`",
         Rule::name => "a name",
-        Rule::object | Rule::list | Rule::duration | Rule::steps | Rule::float | Rule::int => {
-            "a value"
-        }
+        Rule::object | Rule::list | Rule::duration | Rule::steps | Rule::float | Rule::int => "a value",
         Rule::boolean | Rule::string | Rule::string_inner => "a value",
         Rule::steps_kw => "`steps`",
         Rule::ident => "a name",
@@ -283,18 +250,13 @@ fn syntax_error(error: &pest::error::Error<Rule>, text: &str) -> Diagnostic {
         expected = vec!["`=`".into()];
     }
     let mut diagnostic = Diagnostic::new(
-        DiagnosticKind::Syntax {
-            expected: expected.clone(),
-            found: found.clone(),
-        },
+        DiagnosticKind::Syntax { expected: expected.clone(), found: found.clone() },
         Span::new(pos, end),
     );
     if found == "the end of the file" && expected.iter().any(|e| e == "`}`") {
         diagnostic = diagnostic.with_help("a `{` above is never closed");
     } else if expected.iter().any(|e| e == "the end of the file") {
-        diagnostic = diagnostic.with_help(
-            "the pipeline's closing `}` comes before this; is there an extra `}` above?",
-        );
+        diagnostic = diagnostic.with_help("the pipeline's closing `}` comes before this; is there an extra `}` above?");
     } else if expected.iter().any(|e| e.starts_with("`pipeline"))
         && crate::suggestion::suggest(found.trim_matches('`'), ["pipeline"]).is_some()
     {
@@ -331,12 +293,7 @@ fn expected_at(error: &pest::error::Error<Rule>) -> Vec<String> {
     let has = |e: &Vec<String>, s: &str| e.iter().any(|x| x == s);
     if has(&expected, "a value") {
         // After `=`, a value covers names, lists and a derived column's source.
-        expected.retain(|e| {
-            !matches!(
-                e.as_str(),
-                "a name" | "`[`" | "a column name or `[columns]`"
-            )
-        });
+        expected.retain(|e| !matches!(e.as_str(), "a name" | "`[`" | "a column name or `[columns]`"));
     }
     if expected.iter().any(|e| e.starts_with("`pipeline")) {
         expected.retain(|e| e != "a newline");
@@ -354,10 +311,7 @@ fn found_at(text: &str, pos: usize) -> (String, usize) {
         None => ("the end of the file".into(), pos),
         Some('\n') | Some('\r') => ("the end of the line".into(), pos),
         Some(c) if c.is_alphanumeric() || c == '_' => {
-            let word: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
-                .collect();
+            let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect();
             let end = pos + word.len();
             (format!("`{word}`"), end)
         }
@@ -383,9 +337,7 @@ mod tests {
             "pipeline p {\n  b {\n    i = -3, f = 1.5e-3, s = \"a\\\"b\", t = true\n    d = 30s, n = 500 steps, u = 10_000\n    l = [1,\n      2]\n    o = exponential { decay_rate = 0.5 }\n  }\n}\n",
         )
         .unwrap();
-        let Item::Decl(block) = &ast.items[0] else {
-            panic!("expected a block")
-        };
+        let Item::Decl(block) = &ast.items[0] else { panic!("expected a block") };
         let values: Vec<&ValueKind> = block
             .body
             .as_ref()
@@ -410,11 +362,8 @@ mod tests {
 
     #[test]
     fn syntax_errors_name_what_was_expected() {
-        let err =
-            parse("pipeline p {\n  model dnn {\n    hidden_units [10]\n  }\n}\n").unwrap_err();
-        let DiagnosticKind::Syntax { expected, found } = &err.kind else {
-            panic!()
-        };
+        let err = parse("pipeline p {\n  model dnn {\n    hidden_units [10]\n  }\n}\n").unwrap_err();
+        let DiagnosticKind::Syntax { expected, found } = &err.kind else { panic!() };
         assert_eq!(found, "`[`");
         assert!(expected.iter().any(|e| e == "`=`"), "{expected:?}");
     }

@@ -22,31 +22,18 @@ pub struct Metrics {
 }
 
 /// Restores the latest checkpoint and evaluates it on `data` (default: the pipeline's eval file).
-pub fn run(
-    plan: &Plan,
-    opts: &RunOptions,
-    data_path: Option<&Utf8Path>,
-) -> Result<Metrics, TrainError> {
-    let path = data_path
-        .or(plan.data.eval.as_deref())
-        .ok_or(TrainError::NoEvalData)?;
+pub fn run(plan: &Plan, opts: &RunOptions, data_path: Option<&Utf8Path>) -> Result<Metrics, TrainError> {
+    let path = data_path.or(plan.data.eval.as_deref()).ok_or(TrainError::NoEvalData)?;
     let dir = super::model_dir(plan, opts.model_dir.as_deref());
     let store = Store::new(&dir);
     let device = super::device(plan)?;
-    let (session, _, _) =
-        Session::restore(plan, &store, device, false)?.ok_or(TrainError::NoCheckpoint { dir })?;
+    let (session, _, _) = Session::restore(plan, &store, device, false)?.ok_or(TrainError::NoCheckpoint { dir })?;
     let table = data::load(plan, path, Purpose::Labelled)?;
     let inputs = Inputs::from_table(&table, device)?;
-    let values = evaluate_model(
-        &session.model,
-        &inputs,
-        plan.eval.batch_size,
-        plan.eval.steps,
-    )?;
-    Ok(Metrics {
-        global_step: session.global_step,
-        values,
-    })
+    let values = evaluate_model(&session.model, &inputs, plan.eval.batch_size, plan.eval.steps)?;
+    let metrics = Metrics { global_step: session.global_step, values };
+    super::record(&store, &metrics, path, opts.clock.now())?;
+    Ok(metrics)
 }
 
 /// Logits for every row, in order, in batches of `batch_size` (the first `steps` batches).
@@ -80,10 +67,7 @@ pub fn evaluate_model(
     let _guard = tch::no_grad_guard();
     let losses = example_losses(&model.head, &logits, &used)?;
     let host = |t: &Tensor| -> Result<Vec<f64>, TrainError> {
-        let t = t
-            .f_to_kind(Kind::Double)?
-            .f_to_device(tch::Device::Cpu)?
-            .f_contiguous()?;
+        let t = t.f_to_kind(Kind::Double)?.f_to_device(tch::Device::Cpu)?.f_contiguous()?;
         let mut out = vec![0.0; t.numel()];
         let n = out.len();
         t.f_copy_data(&mut out, n)?;
@@ -96,14 +80,8 @@ pub fn evaluate_model(
     let average_loss = losses.iter().sum::<f64>() / n;
     m.insert("average_loss".into(), average_loss);
     // The mean of per-batch mean losses, as tf.estimator's `loss`.
-    let batch_means: Vec<f64> = losses
-        .chunks(batch_size)
-        .map(|c| c.iter().sum::<f64>() / c.len() as f64)
-        .collect();
-    m.insert(
-        "loss".into(),
-        batch_means.iter().sum::<f64>() / batch_means.len().max(1) as f64,
-    );
+    let batch_means: Vec<f64> = losses.chunks(batch_size).map(|c| c.iter().sum::<f64>() / c.len() as f64).collect();
+    m.insert("loss".into(), batch_means.iter().sum::<f64>() / batch_means.len().max(1) as f64);
     match model.head.kind {
         HeadKind::MultiClass => {
             let predicted = host(&logits.f_argmax(1, false)?)?;
@@ -111,47 +89,23 @@ pub fn evaluate_model(
         }
         HeadKind::Binary => {
             let probs = host(&logits.f_squeeze_dim(1)?.f_sigmoid()?)?;
-            let predicted: Vec<f64> = probs
-                .iter()
-                .map(|p| if *p > 0.5 { 1.0 } else { 0.0 })
-                .collect();
+            let predicted: Vec<f64> = probs.iter().map(|p| if *p > 0.5 { 1.0 } else { 0.0 }).collect();
             let label_mean = labels.iter().sum::<f64>() / n;
-            let tp = predicted
-                .iter()
-                .zip(&labels)
-                .filter(|(p, l)| **p == 1.0 && **l == 1.0)
-                .count() as f64;
-            let fp = predicted
-                .iter()
-                .zip(&labels)
-                .filter(|(p, l)| **p == 1.0 && **l == 0.0)
-                .count() as f64;
-            let fn_ = predicted
-                .iter()
-                .zip(&labels)
-                .filter(|(p, l)| **p == 0.0 && **l == 1.0)
-                .count() as f64;
+            let tp = predicted.iter().zip(&labels).filter(|(p, l)| **p == 1.0 && **l == 1.0).count() as f64;
+            let fp = predicted.iter().zip(&labels).filter(|(p, l)| **p == 1.0 && **l == 0.0).count() as f64;
+            let fn_ = predicted.iter().zip(&labels).filter(|(p, l)| **p == 0.0 && **l == 1.0).count() as f64;
             m.insert("accuracy".into(), accuracy(&predicted, &labels));
             m.insert("accuracy_baseline".into(), label_mean.max(1.0 - label_mean));
             m.insert("auc".into(), auc(&probs, &labels));
-            m.insert(
-                "precision".into(),
-                if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 },
-            );
-            m.insert(
-                "recall".into(),
-                if tp + fn_ > 0.0 { tp / (tp + fn_) } else { 0.0 },
-            );
+            m.insert("precision".into(), if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 });
+            m.insert("recall".into(), if tp + fn_ > 0.0 { tp / (tp + fn_) } else { 0.0 });
             m.insert("label/mean".into(), label_mean);
             m.insert("prediction/mean".into(), probs.iter().sum::<f64>() / n);
         }
         HeadKind::Regression => {
             let predictions = host(&logits.f_squeeze_dim(1)?)?;
             m.insert("label/mean".into(), labels.iter().sum::<f64>() / n);
-            m.insert(
-                "prediction/mean".into(),
-                predictions.iter().sum::<f64>() / n,
-            );
+            m.insert("prediction/mean".into(), predictions.iter().sum::<f64>() / n);
         }
     }
     Ok(m)
@@ -194,10 +148,7 @@ fn auc(scores: &[f64], labels: &[f64]) -> f64 {
 mod tests {
     #[test]
     fn auc_counts_ordered_pairs() {
-        assert_eq!(
-            super::auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]),
-            0.75
-        );
+        assert_eq!(super::auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]), 0.75);
         assert_eq!(super::auc(&[0.5, 0.5], &[0.0, 1.0]), 0.5);
         assert_eq!(super::auc(&[0.2, 0.9], &[0.0, 1.0]), 1.0);
     }

@@ -5,16 +5,18 @@
 pub mod evaluate;
 pub mod optim;
 pub mod predict;
+mod saver;
 pub mod schedule;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::Arc;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use tch::{Device, Kind, Tensor};
 
-use crate::checkpoint::{self, CheckpointError, Entry, HostTensor, Meta, Store};
+use crate::checkpoint::time::{Clock, SystemClock};
+use crate::checkpoint::{self, CheckpointError, Entry, Evaluation, HostTensor, Meta, Retention, Store};
 use crate::data::order::{Batcher, DataOrder};
 use crate::data::{self, DataError, Purpose, Table};
 use crate::lower::{torch_message, Inputs, LowerError, Model};
@@ -36,26 +38,13 @@ pub enum TrainError {
     #[error(
         "the latest checkpoint in `{dir}` was trained with another model (fingerprint {old}, this pipeline has {new})"
     )]
-    IncompatibleModel {
-        dir: Utf8PathBuf,
-        old: String,
-        new: String,
-    },
+    IncompatibleModel { dir: Utf8PathBuf, old: String, new: String },
     #[error(
         "the latest checkpoint in `{dir}` holds state of another optimizer (fingerprint {old}, this pipeline has {new})"
     )]
-    IncompatibleOptimizer {
-        dir: Utf8PathBuf,
-        old: String,
-        new: String,
-    },
+    IncompatibleOptimizer { dir: Utf8PathBuf, old: String, new: String },
     #[error("`{name}` in `{path}` has shape {found:?}, the plan says {expected:?}")]
-    ShapeMismatch {
-        path: Utf8PathBuf,
-        name: String,
-        found: Vec<usize>,
-        expected: Vec<usize>,
-    },
+    ShapeMismatch { path: Utf8PathBuf, name: String, found: Vec<usize>, expected: Vec<usize> },
     #[error("`{path}` lacks the tensor `{name}`")]
     MissingTensor { path: Utf8PathBuf, name: String },
     #[error("no checkpoint in `{dir}`: train first with `est train`")]
@@ -65,11 +54,7 @@ pub enum TrainError {
     #[error("device `{0}`: {1}")]
     Device(String, String),
     #[error("the loss became {value} at step {step}; nothing after step {last_good} was saved")]
-    NonFiniteLoss {
-        step: u64,
-        value: f64,
-        last_good: u64,
-    },
+    NonFiniteLoss { step: u64, value: f64, last_good: u64 },
 }
 
 impl From<tch::TchError> for TrainError {
@@ -85,11 +70,34 @@ impl From<LowerError> for TrainError {
 }
 
 /// What the command line may override.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone)]
 pub struct RunOptions {
     pub steps: Option<u64>,
     pub max_steps: Option<u64>,
     pub model_dir: Option<Utf8PathBuf>,
+    pub start: Start,
+    /// Wall-clock time for checkpoint cadence and timestamps; tests pass their own.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { steps: None, max_steps: None, model_dir: None, start: Start::Resume, clock: Arc::new(SystemClock) }
+    }
+}
+
+/// How a run treats the checkpoints already in model_dir.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Start {
+    /// Continue from the latest, which must match the plan.
+    #[default]
+    Resume,
+    /// Archive them and start from scratch.
+    Fresh,
+    /// Archive them and start from their tensors where name and shape still match.
+    WarmStart,
+    /// Continue from the latest's weights with new optimizer state.
+    ResetOptimizer,
 }
 
 /// Where training stands, for whoever shows it. Library code prints nothing itself.
@@ -123,27 +131,17 @@ pub fn model_dir(plan: &Plan, opts_dir: Option<&Utf8Path>) -> Utf8PathBuf {
 pub fn device(plan: &Plan) -> Result<Device, TrainError> {
     match plan.train.device {
         crate::plan::Device::Cpu => Ok(Device::Cpu),
-        crate::plan::Device::Auto => Ok(if tch::Cuda::is_available() {
-            Device::Cuda(0)
-        } else {
-            Device::Cpu
-        }),
+        crate::plan::Device::Auto => Ok(if tch::Cuda::is_available() { Device::Cuda(0) } else { Device::Cpu }),
         crate::plan::Device::Cuda(index) => {
             let i = index.unwrap_or(0);
             let name = String::from(plan.train.device.clone());
             if !tch::Cuda::is_available() {
-                return Err(TrainError::Device(
-                    name,
-                    "CUDA is not available on this machine".into(),
-                ));
+                return Err(TrainError::Device(name, "CUDA is not available on this machine".into()));
             }
             if i as i64 >= tch::Cuda::device_count() {
                 return Err(TrainError::Device(
                     name,
-                    format!(
-                        "this machine has {} CUDA devices",
-                        tch::Cuda::device_count()
-                    ),
+                    format!("this machine has {} CUDA devices", tch::Cuda::device_count()),
                 ));
             }
             Ok(Device::Cuda(i))
@@ -204,10 +202,8 @@ fn restore_tensor(
     dst: &Tensor,
     tensors: &BTreeMap<String, HostTensor>,
 ) -> Result<(), TrainError> {
-    let src = tensors.get(name).ok_or_else(|| TrainError::MissingTensor {
-        path: path.to_owned(),
-        name: name.into(),
-    })?;
+    let src =
+        tensors.get(name).ok_or_else(|| TrainError::MissingTensor { path: path.to_owned(), name: name.into() })?;
     let expected: Vec<usize> = dst.size().iter().map(|&d| d as usize).collect();
     if src.shape != expected {
         return Err(TrainError::ShapeMismatch {
@@ -231,19 +227,10 @@ fn restore_tensor(
 
 impl Session {
     /// A fresh model, initialised from the plan and the training table's statistics.
-    pub fn fresh(
-        plan: &Plan,
-        device: Device,
-        train: Option<&Table>,
-    ) -> Result<Session, TrainError> {
+    pub fn fresh(plan: &Plan, device: Device, train: Option<&Table>) -> Result<Session, TrainError> {
         let model = Model::build(plan, device, train)?;
         let optimizers = optimizers_for(plan, &model)?;
-        Ok(Session {
-            model,
-            optimizers,
-            global_step: 0,
-            data_order: DataOrder::default(),
-        })
+        Ok(Session { model, optimizers, global_step: 0, data_order: DataOrder::default() })
     }
 
     /// The latest checkpoint in `store`, after the fingerprint guard; `None` when there is none.
@@ -268,23 +255,19 @@ impl Session {
                 let slot_names = opt.config.kind.slots();
                 for (k, &pi) in opt.params.iter().enumerate() {
                     for (s, slot) in slot_names.iter().enumerate() {
-                        let name =
-                            OptimizerState::slot_name(scope, &session.model.params[pi].name, slot);
+                        let name = OptimizerState::slot_name(scope, &session.model.params[pi].name, slot);
                         restore_tensor(&path, &name, &opt.slots[k][s], &loaded.tensors)?;
                     }
                 }
                 let step_name = OptimizerState::step_name(scope);
-                let step =
-                    loaded
-                        .tensors
-                        .get(&step_name)
-                        .ok_or_else(|| TrainError::MissingTensor {
-                            path: path.clone(),
-                            name: step_name.clone(),
-                        })?;
-                opt.step = step.bytes.get(..8).map_or(0, |b| {
-                    i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-                });
+                let step = loaded
+                    .tensors
+                    .get(&step_name)
+                    .ok_or_else(|| TrainError::MissingTensor { path: path.clone(), name: step_name.clone() })?;
+                opt.step = step
+                    .bytes
+                    .get(..8)
+                    .map_or(0, |b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
             }
         }
         session.global_step = loaded.meta.global_step;
@@ -302,39 +285,48 @@ impl Session {
             let scope = opt.config.scope;
             for (k, &pi) in opt.params.iter().enumerate() {
                 for (slot, t) in opt.config.kind.slots().iter().zip(&opt.slots[k]) {
-                    out.insert(
-                        OptimizerState::slot_name(scope, &self.model.params[pi].name, slot),
-                        to_host(t)?,
-                    );
+                    out.insert(OptimizerState::slot_name(scope, &self.model.params[pi].name, slot), to_host(t)?);
                 }
             }
-            out.insert(
-                OptimizerState::step_name(scope),
-                HostTensor::i64(vec![], &[opt.step]),
-            );
+            out.insert(OptimizerState::step_name(scope), HostTensor::i64(vec![], &[opt.step]));
         }
-        out.insert(
-            "global_step".into(),
-            HostTensor::i64(vec![], &[self.global_step as i64]),
-        );
+        out.insert("global_step".into(), HostTensor::i64(vec![], &[self.global_step as i64]));
         Ok(out)
     }
 
-    pub fn save(&self, plan: &Plan, store: &Store) -> Result<Entry, TrainError> {
-        let meta = Meta {
+    /// The metadata a checkpoint of this session carries.
+    pub fn meta(&self, plan: &Plan, created: f64) -> Meta {
+        Meta {
             format: checkpoint::format::FORMAT.into(),
             global_step: self.global_step,
             data_order: self.data_order,
             fingerprint: plan.fingerprint.clone(),
-            created: checkpoint::time::now(),
+            created,
             est_version: env!("CARGO_PKG_VERSION").into(),
             plan: plan.clone(),
-        };
-        Ok(store.save(
-            &meta,
-            &self.host_tensors()?,
-            checkpoint::keep_newest(plan.checkpoint.keep_max),
-        )?)
+        }
+    }
+
+    /// Copies every tensor of `tensors` whose name and shape match a variable of this model;
+    /// returns the names loaded and the names left as initialised.
+    pub fn warm_start(
+        &mut self,
+        path: &Utf8Path,
+        tensors: &BTreeMap<String, HostTensor>,
+    ) -> Result<(Vec<String>, Vec<String>), TrainError> {
+        let (mut loaded, mut fresh) = (Vec::new(), Vec::new());
+        for p in &self.model.params {
+            let fits = tensors
+                .get(&p.name)
+                .is_some_and(|t| t.shape.iter().map(|&d| d as i64).collect::<Vec<_>>() == p.tensor.size());
+            if fits {
+                restore_tensor(path, &p.name, &p.tensor, tensors)?;
+                loaded.push(p.name.clone());
+            } else {
+                fresh.push(p.name.clone());
+            }
+        }
+        Ok((loaded, fresh))
     }
 }
 
@@ -348,11 +340,7 @@ fn to_host(t: &Tensor) -> Result<HostTensor, TrainError> {
     };
     let mut bytes = vec![0u8; numel * size];
     t.f_copy_data_u8(&mut bytes, numel)?;
-    Ok(HostTensor {
-        dtype,
-        shape,
-        bytes,
-    })
+    Ok(HostTensor { dtype, shape, bytes })
 }
 
 /// Mean loss of a batch, as the head defines it.
@@ -369,14 +357,12 @@ pub fn example_losses(head: &Head, logits: &Tensor, x: &Inputs) -> Result<Tensor
             .f_gather(1, &labels.f_unsqueeze(1)?, false)?
             .f_squeeze_dim(1)?
             .f_neg()?,
-        HeadKind::Binary => logits
-            .f_squeeze_dim(1)?
-            .f_binary_cross_entropy_with_logits::<Tensor>(
-                &labels.f_to_kind(Kind::Float)?,
-                None,
-                None,
-                tch::Reduction::None,
-            )?,
+        HeadKind::Binary => logits.f_squeeze_dim(1)?.f_binary_cross_entropy_with_logits::<Tensor>(
+            &labels.f_to_kind(Kind::Float)?,
+            None,
+            None,
+            tch::Reduction::None,
+        )?,
         HeadKind::Regression => {
             let d = logits.f_squeeze_dim(1)?.f_sub(labels)?;
             d.f_mul(&d)?
@@ -403,10 +389,10 @@ fn plan_steps(plan: &Plan, opts: &RunOptions, global_step: u64, rows: u64) -> (u
     }
 }
 
-fn due(cadence: &Cadence, step: u64, last_step: u64, last_time: Instant) -> bool {
+fn due(cadence: &Cadence, step: u64, last_step: u64, elapsed: f64) -> bool {
     match cadence {
         Cadence::Steps { steps } => step >= last_step + steps,
-        Cadence::Seconds { seconds } => last_time.elapsed().as_secs_f64() >= *seconds,
+        Cadence::Seconds { seconds } => elapsed >= *seconds,
     }
 }
 
@@ -419,6 +405,7 @@ pub fn run(
 ) -> Result<Summary, TrainError> {
     let dir = model_dir(plan, opts.model_dir.as_deref());
     let store = Store::new(&dir);
+    let clock = opts.clock.as_ref();
     let device = device(plan)?;
     let table = data::load(plan, &plan.data.train, Purpose::Labelled)?;
     if table.skipped > 0 {
@@ -430,55 +417,41 @@ pub fn run(
         ));
     }
     let eval_table = match (&plan.eval.every, &plan.data.eval) {
-        (Some(_), Some(path)) => Some(data::load(plan, path, Purpose::Labelled)?),
+        (Some(_), Some(path)) => Some((path, data::load(plan, path, Purpose::Labelled)?)),
         _ => None,
     };
-    let mut session = match Session::restore(plan, &store, device, true)? {
-        Some((session, entry, warnings)) => {
-            progress.restored(&entry, &warnings);
-            session
-        }
-        None => Session::fresh(plan, device, Some(&table))?,
-    };
+    let _lock = store.lock()?;
+    let (mut session, protect) = start(plan, opts.start, &store, device, &table, clock, progress)?;
     let inputs = Inputs::from_table(&table, device)?;
-    let eval_inputs = eval_table
-        .as_ref()
-        .map(|t| Inputs::from_table(t, device))
-        .transpose()?;
+    let eval_inputs =
+        eval_table.as_ref().map(|(p, t)| Ok::<_, TrainError>((*p, Inputs::from_table(t, device)?))).transpose()?;
 
     let from = session.global_step;
     let (steps, row_budget) = plan_steps(plan, opts, from, table.rows as u64);
     let to = from + steps;
     progress.started(from, to);
-    let start = Instant::now();
+    let started = std::time::Instant::now();
 
-    let mut last_saved = store.latest_meta()?.map(|(e, _)| e);
-    if last_saved.as_ref().map(|e| e.step) != Some(from) {
-        last_saved = Some(session.save(plan, &store)?);
-        if let Some(e) = &last_saved {
-            progress.saved(e);
-        }
+    let retention = Retention { keep_max: plan.checkpoint.keep_max, keep_every: plan.checkpoint.keep_every };
+    let mut saver = saver::Saver::new(dir.clone(), retention, protect);
+    let mut last_saved: Option<Entry> = None;
+    let mut last_save_step = store.latest_meta()?.map(|(e, _)| e.step);
+    if last_save_step != Some(from) {
+        saver.save(session.meta(plan, clock.now()), session.host_tensors()?)?;
+        last_save_step = Some(from);
     }
-    let mut last_save_step = from;
-    let mut last_save_time = Instant::now();
-    let mut last_eval_step = from;
-    let mut last_eval_time = Instant::now();
+    let mut last_save_time = clock.now();
+    let mut last_eval = (from, clock.now());
 
-    let mut batcher = Batcher::new(
-        table.rows,
-        plan.train.seed,
-        plan.train.shuffle,
-        session.data_order,
-    );
+    let mut batcher = Batcher::new(table.rows, plan.train.seed, plan.train.shuffle, session.data_order);
     let batch_size = plan.train.batch_size;
     let mut rows_left = row_budget;
     let mut indices = Vec::with_capacity(batch_size);
     let mut last_loss = None;
     let mut interrupted = false;
     let log_every = plan.summaries.log_every;
-    let trainable: Vec<usize> = (0..session.model.params.len())
-        .filter(|&i| session.model.params[i].trainable)
-        .collect();
+    let trainable: Vec<usize> =
+        (0..session.model.params.len()).filter(|&i| session.model.params[i].trainable).collect();
 
     while session.global_step < to {
         if stop.load(Ordering::Relaxed) {
@@ -492,52 +465,38 @@ pub fn run(
         }
         let index = Tensor::f_from_slice(&indices)?.f_to_device(device)?;
         let x = inputs.gather(&index)?;
-        let logits = session
-            .model
-            .forward(&x, true, session.global_step, plan.train.seed)?;
+        let logits = session.model.forward(&x, true, session.global_step, plan.train.seed)?;
         let loss = batch_loss(&session.model.head, &logits, &x)?;
         for &i in &trainable {
             session.model.params[i].tensor.zero_grad();
         }
         loss.f_backward()?;
         for opt in &mut session.optimizers {
-            let params: Vec<Tensor> = opt
-                .params
-                .iter()
-                .map(|&i| session.model.params[i].tensor.shallow_clone())
-                .collect();
+            let params: Vec<Tensor> =
+                opt.params.iter().map(|&i| session.model.params[i].tensor.shallow_clone()).collect();
             let grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
             if let Some(clip) = opt.config.clip_norm {
                 optim::clip_global_norm(&grads, clip)?;
             }
-            let lr = schedule::learning_rate(
-                opt.config.learning_rate,
-                opt.config.decay.as_ref(),
-                session.global_step,
-            );
+            let lr = schedule::learning_rate(opt.config.learning_rate, opt.config.decay.as_ref(), session.global_step);
             opt.apply(&params, &grads, lr)?;
         }
         session.global_step += 1;
         session.data_order = batcher.order();
         let step = session.global_step;
 
-        let save_now = step < to
-            && due(
-                &plan.checkpoint.save_every,
-                step,
-                last_save_step,
-                last_save_time,
-            );
+        // One clock reading per step decides the cadences and stamps what this step writes.
+        let now = clock.now();
+        let save_now =
+            step < to && due(&plan.checkpoint.save_every, step, last_save_step.unwrap_or(from), now - last_save_time);
         let log_now = step == from + 1 || step % log_every == 0 || step == to;
-        // Reading the loss syncs with the device: only when it is logged or about to be saved.
+        // Reading the loss syncs with the device: only when it is logged or about to be saved,
+        // and a state whose loss is not finite is never saved.
         let loss_value = if log_now || save_now {
             let value = loss.f_double_value(&[])?;
             if !value.is_finite() {
-                return Err(TrainError::NonFiniteLoss {
-                    step,
-                    value,
-                    last_good: last_save_step,
-                });
+                saver.wait()?;
+                return Err(TrainError::NonFiniteLoss { step, value, last_good: last_save_step.unwrap_or(from) });
             }
             last_loss = Some(value);
             Some(value)
@@ -547,41 +506,107 @@ pub fn run(
         progress.step(step, loss_value.filter(|_| log_now));
 
         if save_now {
-            let entry = session.save(plan, &store)?;
-            progress.saved(&entry);
-            last_saved = Some(entry);
-            last_save_step = step;
-            last_save_time = Instant::now();
+            if let Some(entry) = saver.save(session.meta(plan, now), session.host_tensors()?)? {
+                progress.saved(&entry);
+                last_saved = Some(entry);
+            }
+            last_save_step = Some(step);
+            last_save_time = now;
         }
-        if let (Some(every), Some(eval)) = (&plan.eval.every, &eval_inputs) {
-            if due(every, step, last_eval_step, last_eval_time) {
-                let values = evaluate::evaluate_model(
-                    &session.model,
-                    eval,
-                    plan.eval.batch_size,
-                    plan.eval.steps,
-                )?;
-                progress.evaluated(&Metrics {
-                    global_step: step,
-                    values,
-                });
-                last_eval_step = step;
-                last_eval_time = Instant::now();
+        if let (Some(every), Some((path, eval))) = (&plan.eval.every, &eval_inputs) {
+            if due(every, step, last_eval.0, now - last_eval.1) {
+                let values = evaluate::evaluate_model(&session.model, eval, plan.eval.batch_size, plan.eval.steps)?;
+                let metrics = Metrics { global_step: step, values };
+                record(&store, &metrics, path, now)?;
+                progress.evaluated(&metrics);
+                last_eval = (step, now);
             }
         }
     }
-    if last_saved.as_ref().map(|e| e.step) != Some(session.global_step) {
-        let entry = session.save(plan, &store)?;
+    if last_save_step != Some(session.global_step) {
+        if let Some(entry) = saver.save(session.meta(plan, clock.now()), session.host_tensors()?)? {
+            progress.saved(&entry);
+        }
+    }
+    if let Some(entry) = saver.wait()? {
         progress.saved(&entry);
         last_saved = Some(entry);
     }
     Ok(Summary {
         from_step: from,
         to_step: session.global_step,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: started.elapsed().as_secs_f64(),
         last_loss,
         checkpoint: last_saved,
         interrupted,
         model_dir: dir,
     })
+}
+
+/// The session a run starts from, and the checkpoint it restored (which retention keeps).
+fn start(
+    plan: &Plan,
+    how: Start,
+    store: &Store,
+    device: Device,
+    table: &Table,
+    clock: &dyn Clock,
+    progress: &mut dyn Progress,
+) -> Result<(Session, Option<String>), TrainError> {
+    let fresh = || Session::fresh(plan, device, Some(table));
+    match how {
+        Start::Resume | Start::ResetOptimizer => match Session::restore(plan, store, device, how == Start::Resume)? {
+            Some((session, entry, warnings)) => {
+                progress.restored(&entry, &warnings);
+                if how == Start::ResetOptimizer {
+                    progress.note("the optimizer state starts afresh; weights, step and data order are restored");
+                }
+                Ok((session, Some(entry.file)))
+            }
+            None => Ok((fresh()?, None)),
+        },
+        Start::Fresh => {
+            if store.manifest()?.is_some() {
+                let archive = store.archive(clock.now())?;
+                progress.note(&format!("moved the old checkpoints to {archive}"));
+            }
+            Ok((fresh()?, None))
+        }
+        Start::WarmStart => {
+            let Some(loaded) = store.load_latest()? else { return Ok((fresh()?, None)) };
+            let archive = store.archive(clock.now())?;
+            let mut session = fresh()?;
+            let path = archive.join(&loaded.entry.file);
+            let (reused, initialised) = session.warm_start(&path, &loaded.tensors)?;
+            progress.note(&format!("moved the old checkpoints to {archive}"));
+            progress.note(&format!(
+                "warm start from {} (step {}): loaded {} {}, initialised {} {}",
+                loaded.entry.file,
+                loaded.entry.step,
+                reused.len(),
+                list_or_none(&reused),
+                initialised.len(),
+                list_or_none(&initialised)
+            ));
+            Ok((session, None))
+        }
+    }
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!("({})", names.join(", "))
+    }
+}
+
+/// Writes an evaluation to model_dir/eval/, where `est inspect` finds it.
+fn record(store: &Store, metrics: &Metrics, data: &Utf8Path, now: f64) -> Result<(), TrainError> {
+    Ok(store.record_evaluation(&Evaluation {
+        global_step: metrics.global_step,
+        time: checkpoint::time::rfc3339(now),
+        data: data.to_owned(),
+        metrics: metrics.values.clone(),
+    })?)
 }

@@ -30,43 +30,22 @@ pub struct OptimizerState {
 
 impl OptimizerState {
     /// Fresh state for parameters shaped like `shapes`.
-    pub fn new(
-        config: &Optimizer,
-        params: Vec<usize>,
-        like: &[&Tensor],
-    ) -> Result<OptimizerState, tch::TchError> {
+    pub fn new(config: &Optimizer, params: Vec<usize>, like: &[&Tensor]) -> Result<OptimizerState, tch::TchError> {
         let slot_names = config.kind.slots();
         let mut slots = Vec::with_capacity(like.len());
         for p in like {
             let mut per = Vec::with_capacity(slot_names.len());
             for name in &slot_names {
                 let init = match (&config.kind, *name) {
-                    (
-                        OptimizerKind::Adagrad {
-                            initial_accumulator,
-                            ..
-                        },
-                        "accumulator",
-                    )
-                    | (
-                        OptimizerKind::Ftrl {
-                            initial_accumulator,
-                            ..
-                        },
-                        "accumulator",
-                    ) => *initial_accumulator,
+                    (OptimizerKind::Adagrad { initial_accumulator, .. }, "accumulator")
+                    | (OptimizerKind::Ftrl { initial_accumulator, .. }, "accumulator") => *initial_accumulator,
                     _ => 0.0,
                 };
                 per.push(Tensor::f_full_like(p, init)?.f_detach()?);
             }
             slots.push(per);
         }
-        Ok(OptimizerState {
-            config: config.clone(),
-            params,
-            slots,
-            step: 0,
-        })
+        Ok(OptimizerState { config: config.clone(), params, slots, step: 0 })
     }
 
     /// The name a slot tensor has in checkpoints.
@@ -79,23 +58,14 @@ impl OptimizerState {
     }
 
     /// Applies one update to `params` with their `grads` at learning rate `lr`.
-    pub fn apply(
-        &mut self,
-        params: &[Tensor],
-        grads: &[Tensor],
-        lr: f64,
-    ) -> Result<(), tch::TchError> {
+    pub fn apply(&mut self, params: &[Tensor], grads: &[Tensor], lr: f64) -> Result<(), tch::TchError> {
         self.step += 1;
         let step = self.step;
         let wd = self.config.weight_decay;
         let _guard = tch::no_grad_guard();
         for ((param, grad), slots) in params.iter().zip(grads).zip(self.slots.iter_mut()) {
             let mut p = param.shallow_clone();
-            let g = if wd != 0.0 {
-                grad.f_add(&param.f_mul_scalar(wd)?)?
-            } else {
-                grad.shallow_clone()
-            };
+            let g = if wd != 0.0 { grad.f_add(&param.f_mul_scalar(wd)?)? } else { grad.shallow_clone() };
             match self.config.kind {
                 OptimizerKind::Adagrad { epsilon, .. } => {
                     let acc = &mut slots[0];
@@ -103,12 +73,7 @@ impl OptimizerState {
                     let std = acc.f_sqrt()?.f_add_scalar(epsilon)?;
                     p.f_sub_(&g.f_div(&std)?.f_mul_scalar(lr)?).done()?;
                 }
-                OptimizerKind::Adam {
-                    beta1,
-                    beta2,
-                    epsilon,
-                    amsgrad,
-                } => {
+                OptimizerKind::Adam { beta1, beta2, epsilon, amsgrad } => {
                     let (m, rest) = slots.split_at_mut(1);
                     let m = &mut m[0];
                     m.f_lerp_(&g, 1.0 - beta1).done()?;
@@ -126,12 +91,8 @@ impl OptimizerState {
                     } else {
                         rest[0].shallow_clone()
                     };
-                    let denom = second
-                        .f_sqrt()?
-                        .f_div_scalar(bias2_sqrt)?
-                        .f_add_scalar(epsilon)?;
-                    p.f_sub_(&m.f_div(&denom)?.f_mul_scalar(lr / bias1)?)
-                        .done()?;
+                    let denom = second.f_sqrt()?.f_div_scalar(bias2_sqrt)?.f_add_scalar(epsilon)?;
+                    p.f_sub_(&m.f_div(&denom)?.f_mul_scalar(lr / bias1)?).done()?;
                 }
                 OptimizerKind::Sgd { momentum, nesterov } => {
                     if momentum > 0.0 {
@@ -139,22 +100,14 @@ impl OptimizerState {
                         // A zero buffer makes the first step `buf = grad`, as torch's clone does.
                         buf.f_mul_scalar_(momentum).done()?;
                         buf.f_add_(&g).done()?;
-                        let direction = if nesterov {
-                            g.f_add(&buf.f_mul_scalar(momentum)?)?
-                        } else {
-                            buf.shallow_clone()
-                        };
+                        let direction =
+                            if nesterov { g.f_add(&buf.f_mul_scalar(momentum)?)? } else { buf.shallow_clone() };
                         p.f_sub_(&direction.f_mul_scalar(lr)?).done()?;
                     } else {
                         p.f_sub_(&g.f_mul_scalar(lr)?).done()?;
                     }
                 }
-                OptimizerKind::Rmsprop {
-                    rho,
-                    momentum,
-                    epsilon,
-                    centered,
-                } => {
+                OptimizerKind::Rmsprop { rho, momentum, epsilon, centered } => {
                     let sq = &mut slots[0];
                     sq.f_mul_scalar_(rho).done()?;
                     sq.f_add_(&g.f_mul(&g)?.f_mul_scalar(1.0 - rho)?).done()?;
@@ -186,14 +139,7 @@ impl OptimizerState {
                         }
                     }
                 }
-                OptimizerKind::Ftrl {
-                    learning_rate_power,
-                    l1,
-                    l2,
-                    l2_shrinkage,
-                    beta,
-                    ..
-                } => {
+                OptimizerKind::Ftrl { learning_rate_power, l1, l2, l2_shrinkage, beta, .. } => {
                     let power = -learning_rate_power;
                     let (acc, lin) = slots.split_at_mut(1);
                     let (acc, lin) = (&mut acc[0], &mut lin[0]);
@@ -204,14 +150,9 @@ impl OptimizerState {
                     };
                     let new_acc = acc.f_add(&g.f_mul(&g)?)?;
                     let new_pow = new_acc.f_pow_tensor_scalar(power)?;
-                    let sigma = new_pow
-                        .f_sub(&acc.f_pow_tensor_scalar(power)?)?
-                        .f_div_scalar(lr)?;
+                    let sigma = new_pow.f_sub(&acc.f_pow_tensor_scalar(power)?)?.f_div_scalar(lr)?;
                     lin.f_add_(&shrunk.f_sub(&sigma.f_mul(param)?)?).done()?;
-                    let quadratic = new_pow
-                        .f_add_scalar(beta)?
-                        .f_div_scalar(lr)?
-                        .f_add_scalar(2.0 * l2)?;
+                    let quadratic = new_pow.f_add_scalar(beta)?.f_div_scalar(lr)?.f_add_scalar(2.0 * l2)?;
                     let clipped = lin.f_clamp(-l1, l1)?;
                     let value = clipped.f_sub(lin)?.f_div(&quadratic)?;
                     p.f_copy_(&value)?;

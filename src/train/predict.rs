@@ -31,24 +31,16 @@ pub enum Prediction {
 }
 
 /// Restores the latest checkpoint and predicts every row of `input`.
-pub fn run(
-    plan: &Plan,
-    opts: &RunOptions,
-    input: &Utf8Path,
-) -> Result<Vec<Prediction>, TrainError> {
+pub fn run(plan: &Plan, opts: &RunOptions, input: &Utf8Path) -> Result<Vec<Prediction>, TrainError> {
     let dir = super::model_dir(plan, opts.model_dir.as_deref());
     let store = Store::new(&dir);
     let device = super::device(plan)?;
-    let (session, _, _) =
-        Session::restore(plan, &store, device, false)?.ok_or(TrainError::NoCheckpoint { dir })?;
+    let (session, _, _) = Session::restore(plan, &store, device, false)?.ok_or(TrainError::NoCheckpoint { dir })?;
     let table = data::load(plan, input, Purpose::Unlabelled)?;
     let inputs = Inputs::from_table(&table, device)?;
     let (logits, _) = super::evaluate::logits(&session.model, &inputs, plan.eval.batch_size, None)?;
     let host = |t: &Tensor| -> Result<Vec<f32>, TrainError> {
-        let t = t
-            .f_to_kind(Kind::Float)?
-            .f_to_device(tch::Device::Cpu)?
-            .f_contiguous()?;
+        let t = t.f_to_kind(Kind::Float)?.f_to_device(tch::Device::Cpu)?.f_contiguous()?;
         let mut out = vec![0.0; t.numel()];
         let n = out.len();
         t.f_copy_data(&mut out, n)?;
@@ -57,18 +49,12 @@ pub fn run(
     let width = plan.model.head.logits as usize;
     let raw = host(&logits)?;
     let name = |id: i64| -> String {
-        plan.data
-            .label_vocabulary
-            .as_ref()
-            .and_then(|v| v.get(id as usize).cloned())
-            .unwrap_or_else(|| id.to_string())
+        plan.data.label_vocabulary.as_ref().and_then(|v| v.get(id as usize).cloned()).unwrap_or_else(|| id.to_string())
     };
     let mut out = Vec::with_capacity(table.rows);
     for row in raw.chunks(width) {
         out.push(match plan.model.head.kind {
-            HeadKind::Regression => Prediction::Value {
-                predictions: [row[0]],
-            },
+            HeadKind::Regression => Prediction::Value { predictions: [row[0]] },
             HeadKind::Binary => {
                 let p = 1.0 / (1.0 + (-row[0]).exp());
                 let id = i64::from(p > 0.5);
@@ -85,11 +71,7 @@ pub fn run(
                 let exps: Vec<f32> = row.iter().map(|l| (l - max).exp()).collect();
                 let total: f32 = exps.iter().sum();
                 let probabilities: Vec<f32> = exps.iter().map(|e| e / total).collect();
-                let id = row
-                    .iter()
-                    .enumerate()
-                    .fold(0, |best, (i, l)| if *l > row[best] { i } else { best })
-                    as i64;
+                let id = row.iter().enumerate().fold(0, |best, (i, l)| if *l > row[best] { i } else { best }) as i64;
                 Prediction::Class {
                     class_ids: [id],
                     classes: [name(id)],
@@ -104,12 +86,7 @@ pub fn run(
 }
 
 /// `jsonl`: one JSON object per line. `csv`: a header, then one row per prediction.
-pub fn write(
-    predictions: &[Prediction],
-    plan: &Plan,
-    csv: bool,
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
+pub fn write(predictions: &[Prediction], plan: &Plan, csv: bool, out: &mut dyn Write) -> std::io::Result<()> {
     if !csv {
         for p in predictions {
             serde_json::to_writer(&mut *out, p)?;
@@ -119,9 +96,7 @@ pub fn write(
     }
     let classes: Vec<String> = match &plan.data.label_vocabulary {
         Some(v) => v.clone(),
-        None => (0..plan.model.head.n_classes.unwrap_or(0))
-            .map(|i| i.to_string())
-            .collect(),
+        None => (0..plan.model.head.n_classes.unwrap_or(0)).map(|i| i.to_string()).collect(),
     };
     let mut w = csv::Writer::from_writer(out);
     match plan.model.head.kind {
@@ -135,12 +110,7 @@ pub fn write(
     for p in predictions {
         match p {
             Prediction::Value { predictions } => w.write_record([predictions[0].to_string()])?,
-            Prediction::Class {
-                class_ids,
-                classes,
-                probabilities,
-                ..
-            } => {
+            Prediction::Class { class_ids, classes, probabilities, .. } => {
                 let mut record = vec![class_ids[0].to_string(), classes[0].clone()];
                 record.extend(probabilities.iter().map(|p| p.to_string()));
                 w.write_record(&record)?;

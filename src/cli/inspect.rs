@@ -1,0 +1,110 @@
+//! `est inspect MODEL_DIR`: the checkpoints, the plan they were trained with, the last evaluation.
+
+use camino::Utf8Path;
+use serde::Serialize;
+
+use super::exit;
+use crate::checkpoint::format::read_meta;
+use crate::checkpoint::{Evaluation, Manifest, Store};
+use crate::plan::fingerprint;
+use crate::plan::Plan;
+
+#[derive(Serialize)]
+struct Inspection<'a> {
+    model_dir: &'a Utf8Path,
+    manifest: &'a Manifest,
+    plan: &'a Plan,
+    evaluation: Option<Evaluation>,
+}
+
+pub fn inspect(dir: &Utf8Path, json: bool) -> i32 {
+    let store = Store::new(dir);
+    if !dir.is_dir() {
+        eprintln!("error: `{dir}` is not a folder");
+        return exit::FAILED;
+    }
+    let manifest = match store.manifest() {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            eprintln!("error: no checkpoint in `{dir}`");
+            return exit::FAILED;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let latest =
+        manifest.latest.clone().or_else(|| manifest.checkpoints.last().map(|e| e.file.clone())).unwrap_or_default();
+    let meta = match read_meta(&dir.join(&latest)) {
+        Ok(meta) => meta,
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", dir.join(&latest));
+            return exit::FAILED;
+        }
+    };
+    let evaluation = store.last_evaluation();
+    if json {
+        let inspection = Inspection { model_dir: dir, manifest: &manifest, plan: &meta.plan, evaluation };
+        match serde_json::to_string_pretty(&inspection) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: cannot encode: {e}");
+                return exit::FAILED;
+            }
+        }
+        return exit::OK;
+    }
+    let plan = &meta.plan;
+    let n = manifest.checkpoints.len();
+    println!(
+        "{dir}: pipeline `{}` ({}), {n} {}, latest {latest}",
+        plan.pipeline,
+        plan.source,
+        crate::diagnostic::plural(n, "checkpoint", "checkpoints")
+    );
+    println!();
+    let width = manifest.checkpoints.iter().map(|e| e.step.to_string().len()).max().unwrap_or(4).max(4);
+    let header = format!(
+        "  {:>width$}  {:<20}  {:>9}  {:<12}  {:<16}  {:<16}",
+        "step", "written", "bytes", "sha256", "model", "optimizer"
+    );
+    println!("{}", header.trim_end());
+    for e in &manifest.checkpoints {
+        let mut notes = Vec::new();
+        if e.file == latest {
+            notes.push("latest");
+        }
+        if e.preserved {
+            notes.push("kept for good");
+        }
+        let notes = if notes.is_empty() { String::new() } else { format!("  ({})", notes.join(", ")) };
+        println!(
+            "  {:>width$}  {:<20}  {:>9}  {:<12}  {:<16}  {:<16}{notes}",
+            e.step,
+            e.time,
+            e.size,
+            &e.sha256[..12.min(e.sha256.len())],
+            e.fingerprint.model,
+            e.fingerprint.optimizer
+        );
+    }
+    println!();
+    println!("Trained with:");
+    let model = fingerprint::model_fields(plan);
+    let optimizer = fingerprint::optimizer_fields(plan);
+    let training = crate::diff::training_fields(plan);
+    let width = model.keys().chain(optimizer.keys()).chain(training.keys()).map(|k| k.len()).max().unwrap_or(0);
+    for (k, v) in model.iter().chain(&optimizer).chain(&training) {
+        println!("  {k:<width$}  {v}");
+    }
+    println!();
+    match evaluation {
+        Some(e) => {
+            let metrics: Vec<String> = e.metrics.iter().map(|(k, v)| format!("{k} = {}", *v as f32)).collect();
+            println!("Last evaluation: step {} on {} at {}: {}", e.global_step, e.data, e.time, metrics.join(", "));
+        }
+        None => println!("Last evaluation: none yet (`est evaluate`)"),
+    }
+    exit::OK
+}
