@@ -93,7 +93,7 @@ mod tests {
         // A save a minute for 500 minutes, one kept per hour on top of the newest three.
         let kept = simulate(500, 60.0, Retention { keep_max: 3, keep_every: Some(3600.0) }, None);
         let preserved: Vec<u64> = kept.iter().filter(|k| k.2).map(|k| k.0).collect();
-        assert_eq!(preserved, vec![60, 120, 180, 240, 300, 360, 420]);
+        assert_eq!(preserved, vec![60, 120, 180, 240, 300, 360, 420, 480]);
         let newest: Vec<u64> = kept.iter().filter(|k| !k.2).map(|k| k.0).collect();
         assert_eq!(newest, vec![497, 498, 499]);
         for pair in preserved.windows(2) {
