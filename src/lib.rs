@@ -17,11 +17,13 @@ pub mod cli;
 pub mod data;
 pub mod diagnostic;
 pub mod diff;
+pub mod events;
 #[cfg(feature = "torch")]
 pub mod lower;
 pub mod pipeline;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod rng;
 pub mod span;
 pub mod spec;

@@ -4,6 +4,8 @@ mod cli;
 mod common;
 mod compile;
 mod data;
+#[cfg(feature = "torch")]
+mod events;
 mod fingerprint;
 mod fuzz;
 #[cfg(feature = "torch")]

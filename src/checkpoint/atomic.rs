@@ -7,7 +7,8 @@ use std::io::Write;
 use camino::Utf8Path;
 
 pub fn write(path: &Utf8Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Utf8Path::new("."));
+    // A bare file name lives in the current folder.
+    let dir = path.parent().filter(|p| !p.as_str().is_empty()).unwrap_or(Utf8Path::new("."));
     let name = path.file_name().unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {

@@ -283,7 +283,7 @@ impl Store {
         Ok(entry)
     }
 
-    /// Moves every checkpoint, the manifest and the evaluation record into
+    /// Moves every checkpoint, the manifest, the event files and the evaluation folder into
     /// `archive/<time>/`, deleting nothing. Returns that folder.
     pub fn archive(&self, now: f64) -> Result<Utf8PathBuf, CheckpointError> {
         let stamp = time::rfc3339(now).replace(':', "-");
@@ -299,7 +299,8 @@ impl Store {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let is_checkpoint = name.starts_with("ckpt-") && name.ends_with(".safetensors");
-            if is_checkpoint || name == MANIFEST || name == EVAL_DIR {
+            let is_events = name.starts_with("events.out.tfevents.");
+            if is_checkpoint || is_events || name == MANIFEST || name == EVAL_DIR {
                 moved.push(name);
             }
         }

@@ -72,3 +72,9 @@ pub enum PredictFormat {
     Jsonl,
     Csv,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Md,
+}

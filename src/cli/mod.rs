@@ -80,6 +80,15 @@ enum Command {
         /// The .est file.
         new: Utf8PathBuf,
     },
+    /// Write a run report: the spec, the checkpoints, the last metrics and the curves (SVG).
+    Report {
+        model_dir: Utf8PathBuf,
+        /// Where to write it (`-` for standard output). Default: MODEL_DIR/report.html (or .md).
+        #[arg(long)]
+        out: Option<Utf8PathBuf>,
+        #[arg(long, value_enum, default_value_t = args::ReportFormat::Html)]
+        format: args::ReportFormat,
+    },
     /// List a model_dir's checkpoints, the plan they were trained with and the last evaluation.
     Inspect {
         model_dir: Utf8PathBuf,
@@ -120,6 +129,40 @@ pub fn main() -> i32 {
         }
         Command::Diff { old, new } => diff::diff(&old, &new, color),
         Command::Inspect { model_dir, json } => inspect::inspect(&model_dir, json),
+        Command::Report { model_dir, out, format } => report(&model_dir, out.as_deref(), format),
+    }
+}
+
+fn report(dir: &camino::Utf8Path, out: Option<&camino::Utf8Path>, format: args::ReportFormat) -> i32 {
+    let rendered = crate::report::gather(dir).and_then(|r| match format {
+        args::ReportFormat::Html => crate::report::html(&r),
+        args::ReportFormat::Md => crate::report::markdown(&r),
+    });
+    let text = match rendered {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let default = dir.join(match format {
+        args::ReportFormat::Html => "report.html",
+        args::ReportFormat::Md => "report.md",
+    });
+    let path = out.unwrap_or(&default);
+    if path == "-" {
+        print!("{text}");
+        return exit::OK;
+    }
+    match crate::checkpoint::atomic::write(path, text.as_bytes()) {
+        Ok(()) => {
+            println!("wrote {path}");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: cannot write `{path}`: {e}");
+            exit::FAILED
+        }
     }
 }
 

@@ -116,9 +116,21 @@ impl Model {
 
     /// Logits `[batch, head.logits]`. `step` seeds dropout, so a resumed run drops the same units.
     pub fn forward(&self, x: &Inputs, training: bool, step: u64, seed: u64) -> Result<Tensor, LowerError> {
+        self.forward_tapped(x, training, step, seed, None)
+    }
+
+    /// As `forward`, also handing out each hidden layer's output for summaries.
+    pub fn forward_tapped(
+        &self,
+        x: &Inputs,
+        training: bool,
+        step: u64,
+        seed: u64,
+        taps: Option<&mut Vec<Tensor>>,
+    ) -> Result<Tensor, LowerError> {
         let mut logits: Option<Tensor> = None;
         if let Some(dnn) = &self.dnn {
-            logits = Some(self.dnn_logits(dnn, x, training, step, seed)?);
+            logits = Some(self.dnn_logits(dnn, x, training, step, seed, taps)?);
         }
         if let Some(linear) = &self.linear {
             let l = self.linear_logits(linear, x)?;
@@ -137,6 +149,7 @@ impl Model {
         training: bool,
         step: u64,
         seed: u64,
+        mut taps: Option<&mut Vec<Tensor>>,
     ) -> Result<Tensor, LowerError> {
         let mut parts = Vec::with_capacity(dnn.spec.inputs.len());
         for name in &dnn.spec.inputs {
@@ -168,6 +181,9 @@ impl Model {
                     1e-3,
                     false,
                 )?;
+            }
+            if let Some(taps) = taps.as_deref_mut() {
+                taps.push(h.f_detach()?);
             }
         }
         let kernel = self.param("dnn/logits/kernel")?;

@@ -27,12 +27,16 @@ pub fn run(plan: &Plan, opts: &RunOptions, data_path: Option<&Utf8Path>) -> Resu
     let dir = super::model_dir(plan, opts.model_dir.as_deref());
     let store = Store::new(&dir);
     let device = super::device(plan)?;
-    let (session, _, _) = Session::restore(plan, &store, device, false)?.ok_or(TrainError::NoCheckpoint { dir })?;
+    let (session, _, _) =
+        Session::restore(plan, &store, device, false)?.ok_or_else(|| TrainError::NoCheckpoint { dir: dir.clone() })?;
     let table = data::load(plan, path, Purpose::Labelled)?;
     let inputs = Inputs::from_table(&table, device)?;
     let values = evaluate_model(&session.model, &inputs, plan.eval.batch_size, plan.eval.steps)?;
     let metrics = Metrics { global_step: session.global_step, values };
-    super::record(&store, &metrics, path, opts.clock.now())?;
+    let now = opts.clock.now();
+    super::record(&store, &metrics, path, now)?;
+    let mut events = crate::events::EventWriter::create(&dir.join(crate::checkpoint::EVAL_DIR), now)?;
+    super::write_metrics(&mut events, &metrics, now)?;
     Ok(metrics)
 }
 

@@ -19,6 +19,7 @@ use crate::checkpoint::time::{Clock, SystemClock};
 use crate::checkpoint::{self, CheckpointError, Entry, Evaluation, HostTensor, Meta, Retention, Store};
 use crate::data::order::{Batcher, DataOrder};
 use crate::data::{self, DataError, Purpose, Table};
+use crate::events::{EventWriter, Item};
 use crate::lower::{torch_message, Inputs, LowerError, Model};
 use crate::plan::*;
 use optim::OptimizerState;
@@ -31,6 +32,8 @@ pub enum TrainError {
     Data(#[from] DataError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Events(#[from] crate::events::EventError),
     #[error("libtorch: {0}")]
     Torch(String),
     #[error("{0}")]
@@ -427,6 +430,14 @@ pub fn run(
         eval_table.as_ref().map(|(p, t)| Ok::<_, TrainError>((*p, Inputs::from_table(t, device)?))).transpose()?;
 
     let from = session.global_step;
+    let mut events = EventWriter::create(&dir, clock.now())?;
+    if from > 0 {
+        events.restarted_after(from, clock.now())?;
+    }
+    let plan_text = format!("```yaml\n{}```", plan.to_yaml());
+    events.summary(from, clock.now(), &[Item::Text("plan", &plan_text)])?;
+    let mut eval_events: Option<EventWriter> = None;
+    let mut last_summary: Option<(u64, f64)> = None;
     let (steps, row_budget) = plan_steps(plan, opts, from, table.rows as u64);
     let to = from + steps;
     progress.started(from, to);
@@ -465,7 +476,17 @@ pub fn run(
         }
         let index = Tensor::f_from_slice(&indices)?.f_to_device(device)?;
         let x = inputs.gather(&index)?;
-        let logits = session.model.forward(&x, true, session.global_step, plan.train.seed)?;
+        let next = session.global_step + 1;
+        // tf.estimator's SummarySaverHook: the first step of a run, then every `summaries.every`.
+        let summarize = next == from + 1 || next % plan.summaries.every == 0;
+        let mut taps = Vec::new();
+        let logits = session.model.forward_tapped(
+            &x,
+            true,
+            session.global_step,
+            plan.train.seed,
+            summarize.then_some(&mut taps),
+        )?;
         let loss = batch_loss(&session.model.head, &logits, &x)?;
         for &i in &trainable {
             session.model.params[i].tensor.zero_grad();
@@ -492,7 +513,7 @@ pub fn run(
         let log_now = step == from + 1 || step % log_every == 0 || step == to;
         // Reading the loss syncs with the device: only when it is logged or about to be saved,
         // and a state whose loss is not finite is never saved.
-        let loss_value = if log_now || save_now {
+        let loss_value = if log_now || save_now || summarize {
             let value = loss.f_double_value(&[])?;
             if !value.is_finite() {
                 saver.wait()?;
@@ -504,6 +525,9 @@ pub fn run(
             None
         };
         progress.step(step, loss_value.filter(|_| log_now));
+        if summarize {
+            write_summary(&mut events, plan, &session, step, now, loss_value, &taps, &mut last_summary)?;
+        }
 
         if save_now {
             if let Some(entry) = saver.save(session.meta(plan, now), session.host_tensors()?)? {
@@ -518,6 +542,12 @@ pub fn run(
                 let values = evaluate::evaluate_model(&session.model, eval, plan.eval.batch_size, plan.eval.steps)?;
                 let metrics = Metrics { global_step: step, values };
                 record(&store, &metrics, path, now)?;
+                if eval_events.is_none() {
+                    eval_events = Some(EventWriter::create(&dir.join(checkpoint::EVAL_DIR), now)?);
+                }
+                if let Some(w) = eval_events.as_mut() {
+                    write_metrics(w, &metrics, now)?;
+                }
                 progress.evaluated(&metrics);
                 last_eval = (step, now);
             }
@@ -599,6 +629,56 @@ fn list_or_none(names: &[String]) -> String {
     } else {
         format!("({})", names.join(", "))
     }
+}
+
+/// Training scalars and hidden-layer summaries under tf.estimator's tags.
+#[allow(clippy::too_many_arguments)]
+fn write_summary(
+    events: &mut EventWriter,
+    plan: &Plan,
+    session: &Session,
+    step: u64,
+    now: f64,
+    loss: Option<f64>,
+    taps: &[Tensor],
+    last: &mut Option<(u64, f64)>,
+) -> Result<(), TrainError> {
+    let mut scalars: Vec<(String, f32)> = Vec::new();
+    if let Some(loss) = loss {
+        scalars.push(("loss".into(), loss as f32));
+    }
+    if let Some((last_step, last_time)) = *last {
+        if now > last_time {
+            scalars.push(("global_step/sec".into(), ((step - last_step) as f64 / (now - last_time)) as f32));
+        }
+    }
+    *last = Some((step, now));
+    for opt in &session.optimizers {
+        let tag = match opt.config.scope {
+            Scope::All => "learning_rate".to_string(),
+            scope => format!("learning_rate/{}", scope.word()),
+        };
+        let lr = schedule::learning_rate(opt.config.learning_rate, opt.config.decay.as_ref(), step - 1);
+        scalars.push((tag, lr as f32));
+    }
+    let mut histograms: Vec<(String, Vec<f32>)> = Vec::new();
+    for (i, tap) in taps.iter().enumerate() {
+        let zero = tap.f_eq(0.0)?.f_to_kind(Kind::Float)?.f_mean(Kind::Float)?.f_double_value(&[])?;
+        scalars.push((format!("dnn/hiddenlayer_{i}/fraction_of_zero_values"), zero as f32));
+        if plan.summaries.histograms {
+            let host = tap.f_to_device(Device::Cpu)?.f_contiguous()?.f_view([-1])?;
+            histograms.push((format!("dnn/hiddenlayer_{i}/activation"), Vec::<f32>::try_from(&host)?));
+        }
+    }
+    let mut items: Vec<Item> = scalars.iter().map(|(t, v)| Item::Scalar(t, *v)).collect();
+    items.extend(histograms.iter().map(|(t, v)| Item::Histogram(t, v)));
+    Ok(events.summary(step, now, &items)?)
+}
+
+/// Evaluation metrics at the checkpoint's step, as tf.estimator wrote them to model_dir/eval.
+pub fn write_metrics(events: &mut EventWriter, metrics: &Metrics, now: f64) -> Result<(), TrainError> {
+    let items: Vec<Item> = metrics.values.iter().map(|(k, v)| Item::Scalar(k, *v as f32)).collect();
+    Ok(events.summary(metrics.global_step, now, &items)?)
 }
 
 /// Writes an evaluation to model_dir/eval/, where `est inspect` finds it.

@@ -1,0 +1,116 @@
+//! model_dir to a run report: the spec, the checkpoint history, the last metrics, and the curves
+//! of every scalar in the event files as inline SVG. HTML (one self-contained file, autoescaped)
+//! or Markdown. No libtorch: it reads only files.
+
+pub mod svg;
+
+use base64::Engine;
+use camino::{Utf8Path, Utf8PathBuf};
+use minijinja::{context, Environment, Value};
+use serde::Serialize;
+
+use crate::checkpoint::format::read_meta;
+use crate::checkpoint::{Entry, Evaluation, Store, EVAL_DIR};
+use crate::events::{self, PointValue};
+use crate::plan::Plan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("no checkpoint in `{0}`")]
+    NoCheckpoint(Utf8PathBuf),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    #[error("cannot read `{path}`: {reason}")]
+    Meta { path: Utf8PathBuf, reason: String },
+    #[error(transparent)]
+    Events(#[from] events::EventError),
+    #[error("cannot render the report: {0}")]
+    Render(String),
+}
+
+/// One scalar series.
+#[derive(Clone, Debug, Serialize)]
+pub struct Curve {
+    /// `loss`, or `eval/accuracy` for evaluation metrics.
+    pub tag: String,
+    pub points: Vec<(u64, f32)>,
+}
+
+/// Everything a report shows.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub model_dir: Utf8PathBuf,
+    pub plan: Plan,
+    pub checkpoints: Vec<Entry>,
+    pub latest: String,
+    pub evaluation: Option<Evaluation>,
+    pub curves: Vec<Curve>,
+}
+
+pub fn gather(dir: &Utf8Path) -> Result<RunReport, ReportError> {
+    let store = Store::new(dir);
+    let manifest = store.manifest()?.ok_or_else(|| ReportError::NoCheckpoint(dir.to_owned()))?;
+    let latest =
+        manifest.latest.clone().or_else(|| manifest.checkpoints.last().map(|e| e.file.clone())).unwrap_or_default();
+    let path = dir.join(&latest);
+    let meta = read_meta(&path).map_err(|e| ReportError::Meta { path: path.clone(), reason: e.to_string() })?;
+    let mut curves = Vec::new();
+    for (sub, prefix) in [(dir.to_owned(), ""), (dir.join(EVAL_DIR), "eval/")] {
+        let points = events::read_dir(&sub)?;
+        let mut tags: Vec<&str> =
+            points.iter().filter(|p| matches!(p.value, PointValue::Scalar(_))).map(|p| p.tag.as_str()).collect();
+        tags.sort();
+        tags.dedup();
+        for tag in tags {
+            curves.push(Curve { tag: format!("{prefix}{tag}"), points: events::series(&points, tag) });
+        }
+    }
+    Ok(RunReport {
+        model_dir: dir.to_owned(),
+        plan: meta.plan,
+        checkpoints: manifest.checkpoints,
+        latest,
+        evaluation: store.last_evaluation(),
+        curves,
+    })
+}
+
+const HTML: &str = include_str!("report.html.jinja");
+const MARKDOWN: &str = include_str!("report.md.jinja");
+
+fn render(
+    report: &RunReport,
+    name: &str,
+    template: &str,
+    chart: impl Fn(&Curve) -> Value,
+) -> Result<String, ReportError> {
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    // `.html` turns on HTML escaping for every value that is not marked safe.
+    env.add_template(name, template).map_err(|e| ReportError::Render(e.to_string()))?;
+    let charts: Vec<Value> = report.curves.iter().map(chart).collect();
+    let metrics: Vec<(String, String)> =
+        report.evaluation.iter().flat_map(|e| e.metrics.iter().map(|(k, v)| (k.clone(), format!("{v}")))).collect();
+    let tmpl = env.get_template(name).map_err(|e| ReportError::Render(e.to_string()))?;
+    tmpl.render(context! {
+        r => report,
+        plan_yaml => report.plan.to_yaml(),
+        charts => charts,
+        metrics => metrics,
+    })
+    .map_err(|e| ReportError::Render(e.to_string()))
+}
+
+/// One self-contained page: no script, no stylesheet or font from elsewhere.
+pub fn html(report: &RunReport) -> Result<String, ReportError> {
+    render(report, "report.html", HTML, |c| Value::from_safe_string(svg::chart(&c.tag, &c.points)))
+}
+
+/// Markdown, with the curves as SVG data URIs.
+pub fn markdown(report: &RunReport) -> Result<String, ReportError> {
+    render(report, "report.md", MARKDOWN, |c| {
+        let data = base64::engine::general_purpose::STANDARD.encode(svg::chart(&c.tag, &c.points));
+        Value::from(format!("![{}](data:image/svg+xml;base64,{data})", c.tag))
+    })
+}
