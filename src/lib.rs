@@ -30,5 +30,6 @@ pub mod spec;
 pub mod suggestion;
 #[cfg(feature = "torch")]
 pub mod train;
+pub mod watch;
 
 pub use pipeline::{compile, Compiled, LoadError, Source};

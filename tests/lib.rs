@@ -16,3 +16,5 @@ mod optimizers;
 mod store;
 #[cfg(feature = "torch")]
 mod training;
+#[cfg(feature = "torch")]
+mod watch;

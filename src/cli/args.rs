@@ -78,3 +78,24 @@ pub enum ReportFormat {
     Html,
     Md,
 }
+
+#[derive(Args, Debug, Clone)]
+pub struct WatchArgs {
+    /// The .est file.
+    pub file: Utf8PathBuf,
+    /// What to do when an edit changes the model or the optimizer: train a fresh model in a
+    /// new model_dir named after the new fingerprint (the old one untouched), warm-start that
+    /// new model_dir from the old checkpoints, or stop training until the next edit.
+    #[arg(long, value_enum, default_value_t = OnIncompatible::Fresh)]
+    pub on_incompatible: OnIncompatible,
+    /// Use this model_dir instead of the file's.
+    #[arg(long)]
+    pub model_dir: Option<Utf8PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnIncompatible {
+    Fresh,
+    WarmStart,
+    Stop,
+}

@@ -73,6 +73,8 @@ enum Command {
     Evaluate(args::EvaluateArgs),
     /// Predict rows of a CSV with the latest checkpoint.
     Predict(args::PredictArgs),
+    /// Train, and retrain whenever the .est file or its data change (Ctrl-C to stop).
+    Watch(args::WatchArgs),
     /// Show what changed between a model_dir (or a .est file) and a .est file, as the guard would.
     Diff {
         /// A model_dir (its latest checkpoint's plan) or a .est file.
@@ -127,6 +129,7 @@ pub fn main() -> i32 {
         Command::Predict(args) => {
             guarded("predict", &args.file, args.model_dir.as_deref(), guard::Allow::default(), color)
         }
+        Command::Watch(_) => delegate(),
         Command::Diff { old, new } => diff::diff(&old, &new, color),
         Command::Inspect { model_dir, json } => inspect::inspect(&model_dir, json),
         Command::Report { model_dir, out, format } => report(&model_dir, out.as_deref(), format),

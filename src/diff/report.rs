@@ -14,6 +14,8 @@ pub enum Mode<'a> {
     Guard { command: &'a str, model_dir: &'a str, checkpoint: &'a Entry },
     /// `est diff`, comparing `old` with `new`.
     OnDemand { old: &'a str, checkpoint: Option<&'a Entry> },
+    /// `est watch` saw an edit the run in `model_dir` cannot take; `action` says what it does.
+    Watch { model_dir: &'a str, checkpoint: Option<&'a Entry>, action: &'a str },
 }
 
 #[derive(Serialize)]
@@ -60,7 +62,7 @@ pub fn render(diff: &Diff, mode: &Mode, file: &str) -> String {
             },
         })
         .collect();
-    let guard = matches!(mode, Mode::Guard { .. });
+    let guard = matches!(mode, Mode::Guard { .. } | Mode::Watch { .. });
     let training: &[Change] = if guard { &[] } else { &diff.training };
     let shown: Vec<&Change> = diff.model.iter().chain(&diff.optimizer).chain(training).collect();
     let width = shown.iter().map(|c| c.key.chars().count()).max().unwrap_or(0);
@@ -72,6 +74,13 @@ pub fn render(diff: &Diff, mode: &Mode, file: &str) -> String {
             ("guard", *command, *model_dir, Some(*checkpoint), "the checkpoint".to_string(), "checkpoint".to_string())
         }
         Mode::OnDemand { old, checkpoint } => ("diff", "diff", "", *checkpoint, format!("`{old}`"), old.to_string()),
+        Mode::Watch { model_dir, checkpoint, .. } => {
+            ("watch", "watch", *model_dir, *checkpoint, "the run".to_string(), "run".to_string())
+        }
+    };
+    let action = match mode {
+        Mode::Watch { action, .. } => *action,
+        _ => "",
     };
     let action_width = format!("est {command} {file} --reset-optimizer")
         .chars()
@@ -101,6 +110,7 @@ pub fn render(diff: &Diff, mode: &Mode, file: &str) -> String {
             width => width,
             tensor_width => tensor_width,
             action_width => action_width,
+            action => action,
             reusable => diff.reusable.len(),
             total => total,
         },

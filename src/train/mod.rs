@@ -90,7 +90,7 @@ impl Default for RunOptions {
 }
 
 /// How a run treats the checkpoints already in model_dir.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Start {
     /// Continue from the latest, which must match the plan.
     #[default]
@@ -99,6 +99,9 @@ pub enum Start {
     Fresh,
     /// Archive them and start from their tensors where name and shape still match.
     WarmStart,
+    /// Start an empty model_dir from the latest checkpoint of another, where names and shapes
+    /// match; the other is only read.
+    WarmStartFrom(Utf8PathBuf),
     /// Continue from the latest's weights with new optimizer state.
     ResetOptimizer,
 }
@@ -424,7 +427,7 @@ pub fn run(
         _ => None,
     };
     let _lock = store.lock()?;
-    let (mut session, protect) = start(plan, opts.start, &store, device, &table, clock, progress)?;
+    let (mut session, protect) = start(plan, &opts.start, &store, device, &table, clock, progress)?;
     let inputs = Inputs::from_table(&table, device)?;
     let eval_inputs =
         eval_table.as_ref().map(|(p, t)| Ok::<_, TrainError>((*p, Inputs::from_table(t, device)?))).transpose()?;
@@ -576,7 +579,7 @@ pub fn run(
 /// The session a run starts from, and the checkpoint it restored (which retention keeps).
 fn start(
     plan: &Plan,
-    how: Start,
+    how: &Start,
     store: &Store,
     device: Device,
     table: &Table,
@@ -585,10 +588,10 @@ fn start(
 ) -> Result<(Session, Option<String>), TrainError> {
     let fresh = || Session::fresh(plan, device, Some(table));
     match how {
-        Start::Resume | Start::ResetOptimizer => match Session::restore(plan, store, device, how == Start::Resume)? {
+        Start::Resume | Start::ResetOptimizer => match Session::restore(plan, store, device, *how == Start::Resume)? {
             Some((session, entry, warnings)) => {
                 progress.restored(&entry, &warnings);
-                if how == Start::ResetOptimizer {
+                if *how == Start::ResetOptimizer {
                     progress.note("the optimizer state starts afresh; weights, step and data order are restored");
                 }
                 Ok((session, Some(entry.file)))
@@ -602,16 +605,26 @@ fn start(
             }
             Ok((fresh()?, None))
         }
-        Start::WarmStart => {
-            let Some(loaded) = store.load_latest()? else { return Ok((fresh()?, None)) };
-            let archive = store.archive(clock.now())?;
+        Start::WarmStart | Start::WarmStartFrom(_) => {
+            let source = match how {
+                Start::WarmStartFrom(dir) => Store::new(dir),
+                _ => Store::new(&store.dir),
+            };
+            let Some(loaded) = source.load_latest()? else { return Ok((fresh()?, None)) };
+            let folder = match how {
+                Start::WarmStartFrom(dir) => dir.clone(),
+                _ => {
+                    let archive = store.archive(clock.now())?;
+                    progress.note(&format!("moved the old checkpoints to {archive}"));
+                    archive
+                }
+            };
             let mut session = fresh()?;
-            let path = archive.join(&loaded.entry.file);
+            let path = folder.join(&loaded.entry.file);
             let (reused, initialised) = session.warm_start(&path, &loaded.tensors)?;
-            progress.note(&format!("moved the old checkpoints to {archive}"));
             progress.note(&format!(
                 "warm start from {} (step {}): loaded {} {}, initialised {} {}",
-                loaded.entry.file,
+                path,
                 loaded.entry.step,
                 reused.len(),
                 list_or_none(&reused),

@@ -1,20 +1,17 @@
 //! The libtorch half of est: `est train`, `est evaluate` and `est predict` run here, handed
 //! over by `est`, which does not link libtorch.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
-use est::checkpoint::Entry;
 use est::cli::args::{EvaluateArgs, PredictArgs, PredictFormat, TrainArgs};
 use est::cli::guard::{self, Allow};
 use est::cli::{exit, front, Color};
 use est::plan::Plan;
-use est::train::{self, Metrics, Progress, RunOptions, Start, TrainError};
+use est::train::{self, Metrics, RunOptions, Start, TrainError};
 
 #[derive(Parser, Debug)]
 #[command(name = "est", version, after_help = est::cli::AFTER_HELP)]
@@ -30,7 +27,13 @@ enum Command {
     Train(TrainArgs),
     Evaluate(EvaluateArgs),
     Predict(PredictArgs),
+    Watch(est::cli::args::WatchArgs),
 }
+
+mod console;
+mod watch;
+
+use console::Console;
 
 fn main() {
     std::process::exit(run());
@@ -60,6 +63,7 @@ fn run() -> i32 {
         Command::Train(args) => train_command(&args, color),
         Command::Evaluate(args) => evaluate_command(&args, color),
         Command::Predict(args) => predict_command(&args, color),
+        Command::Watch(args) => watch::run(&args),
     }
 }
 
@@ -219,87 +223,5 @@ fn predict_command(args: &PredictArgs, color: bool) -> i32 {
             eprintln!("error: {message}");
             exit::FAILED
         }
-    }
-}
-
-/// Training progress on stderr: a bar on a terminal, `step = …, loss = …` lines otherwise.
-struct Console {
-    bar: Option<ProgressBar>,
-    last_log: Option<(u64, Instant)>,
-    /// The global step the run started from.
-    first: u64,
-}
-
-impl Console {
-    fn new() -> Console {
-        Console { bar: None, last_log: None, first: 0 }
-    }
-
-    fn line(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl Progress for Console {
-    fn restored(&mut self, entry: &Entry, warnings: &[String]) {
-        for w in warnings {
-            self.line(&format!("warning: {w}"));
-        }
-        self.line(&format!("restored {} (step {})", entry.file, entry.step));
-    }
-
-    fn started(&mut self, from: u64, to: u64) {
-        if std::io::stderr().is_terminal() && to > from {
-            let bar = ProgressBar::new(to - from);
-            let style = ProgressStyle::with_template("{bar:30} step {msg} {per_sec:>12} {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-            bar.set_style(style);
-            self.bar = Some(bar);
-        }
-        self.first = from;
-        self.last_log = Some((from, Instant::now()));
-    }
-
-    fn step(&mut self, step: u64, loss: Option<f64>) {
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
-            if let Some(loss) = loss {
-                bar.set_message(format!("{step}, loss {}", loss as f32));
-            }
-            return;
-        }
-        let Some(loss) = loss else { return };
-        // The first step of a run pays for warm-up, so rates start after it.
-        match self.last_log {
-            Some((from, when)) if from > self.first => {
-                let rate = (step - from) as f64 / when.elapsed().as_secs_f64().max(1e-9);
-                eprintln!("step = {step}, loss = {}, steps/sec = {rate:.1}", loss as f32);
-            }
-            _ => eprintln!("step = {step}, loss = {}", loss as f32),
-        }
-        self.last_log = Some((step, Instant::now()));
-    }
-
-    fn saved(&mut self, entry: &Entry) {
-        if self.bar.is_none() {
-            self.line(&format!("saved {} (step {})", entry.file, entry.step));
-        }
-    }
-
-    fn evaluated(&mut self, metrics: &Metrics) {
-        self.line(&format!("eval: {}", metrics_line(metrics)));
-    }
-
-    fn note(&mut self, text: &str) {
-        self.line(&format!("note: {text}"));
     }
 }
