@@ -20,6 +20,10 @@ const PATIENCE: Duration = Duration::from_secs(60);
 impl Watch {
     /// Copies iris and its data into a temp folder, with endless steps, and starts watching.
     fn start() -> Watch {
+        Watch::start_with(&[])
+    }
+
+    fn start_with(flags: &[&str]) -> Watch {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("data")).unwrap();
         for name in ["iris_training.csv", "iris_test.csv"] {
@@ -31,6 +35,7 @@ impl Watch {
         std::fs::write(dir.path().join("iris.est"), text).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_est"))
             .args(["watch", "iris.est"])
+            .args(flags)
             .current_dir(dir.path())
             // Several watch sessions share two cores here; one thread each keeps them moving.
             .env("OMP_NUM_THREADS", "1")
@@ -223,4 +228,18 @@ fn ctrl_c_checkpoints_and_exits() {
     let last = w.wait_for(0, "the goodbye", |l| l.starts_with("watch: stopped at step "));
     let step: u64 = w.line(last)["watch: stopped at step ".len()..].split(';').next().unwrap().parse().unwrap();
     assert_eq!(latest_step(&w.path("models/iris")), step);
+}
+
+#[test]
+fn on_incompatible_warm_start_starts_the_new_model_dir_from_the_old_tensors() {
+    let w = Watch::start_with(&["--on-incompatible", "warm-start"]);
+    let at = w.len();
+    w.edit("hidden_units = [10, 10]", "hidden_units = [10, 20]");
+    let moved = w.wait_for(at, "the action", |l| {
+        l.starts_with("watch: training in models/iris-") && l.contains("warm-started from models/iris")
+    });
+    w.wait_for(moved, "the warm start", |l| {
+        l.starts_with("note: warm start from ")
+            && l.contains("loaded 3 (dnn/hiddenlayer_0/kernel, dnn/hiddenlayer_0/bias, dnn/logits/bias)")
+    });
 }
