@@ -134,3 +134,14 @@ fn diff_compares_two_pipelines_as_the_guard_would() {
     assert_eq!(same.status.code(), Some(0));
     assert_eq!(text(&same.stdout), "`pipelines/iris.est` → `pipelines/iris.est`: no changes\n");
 }
+
+/// Checkpoints carry their plan; a plan written before a training setting existed still reads,
+/// with that setting's default.
+#[test]
+fn plans_from_before_a_new_setting_still_read() {
+    let plan = compile_text("pipelines/iris.est", &read("pipelines/iris.est")).unwrap().plan;
+    let mut json = serde_json::to_value(&plan).unwrap();
+    json["train"].as_object_mut().unwrap().remove("threads");
+    let back: est::plan::Plan = serde_json::from_value(json).unwrap();
+    assert_eq!(back, plan);
+}

@@ -31,7 +31,7 @@ fn quoting_crlf_bom_and_a_missing_final_newline_all_read() {
     let csv = b"\xef\xbb\xbfx,name,y\r\n1.5,\"Smith, J.\",0\r\n2.5,\"two\nlines\",1\r\n-3,\"say \"\"hi\"\"\",2";
     let table = load(csv, "numeric x, categorical name { hash_buckets = 5 }", "").unwrap();
     assert_eq!(table.rows, 3);
-    assert_eq!(table.numeric["x"].values, vec![1.5, 2.5, -3.0]);
+    assert_eq!(table.numeric.values_of("x").unwrap(), vec![1.5, 2.5, -3.0]);
     assert_eq!(classes(&table), vec![0, 1, 2]);
     let ids = &table.ids["name"].ids;
     assert_eq!(ids[0], est::data::hash::bucket("Smith, J.", 5));
@@ -47,8 +47,8 @@ fn missing_values_take_defaults_and_statistics_skip_them() {
         ", missing = \"NA\"",
     )
     .unwrap();
-    assert_eq!(table.numeric["x"].values, vec![1.0, 10.0, 3.0]);
-    let stats = table.numeric["x"].stats;
+    assert_eq!(table.numeric.values_of("x").unwrap(), vec![1.0, 10.0, 3.0]);
+    let stats = table.numeric.column("x").unwrap().stats;
     assert_eq!((stats.count, stats.mean, stats.min, stats.max), (2, 2.0, 1.0, 3.0));
     assert_eq!(table.ids["c"].ids, vec![0, -1, 1]);
 }
@@ -94,7 +94,7 @@ fn out_of_vocabulary_values_hash_into_the_extra_buckets() {
 fn bad_rows_can_be_skipped_and_counted() {
     let table = load(b"x,y\n1,0\noops,1\n3,2,9\n4,1\n", "numeric x", ", bad_rows = skip").unwrap();
     assert_eq!(table.rows, 2);
-    assert_eq!(table.numeric["x"].values, vec![1.0, 4.0]);
+    assert_eq!(table.numeric.values_of("x").unwrap(), vec![1.0, 4.0]);
     assert_eq!(classes(&table), vec![0, 1]);
     assert_eq!(table.skipped, 2);
     assert!(table.first_skipped.unwrap().ends_with(":3:1: `x` must be a number, found `oops`"));
@@ -104,4 +104,79 @@ fn bad_rows_can_be_skipped_and_counted() {
 fn invalid_utf8_is_named() {
     let err = load(b"c,y\n\xff\xfe,0\n", "categorical c { hash_buckets = 4 }", "").unwrap_err();
     assert!(err.to_string().ends_with(":2:1: `c` is not valid UTF-8"), "{err}");
+}
+
+/// The fast reader and the careful one agree on everything, bit for bit, and the fast one
+/// declines what it cannot read exactly.
+#[test]
+fn the_fast_reader_equals_the_careful_one() {
+    let cases: [(&[u8], &str, &str); 6] = [
+        (b"x,c,y\n1.5,a,0\n-2.25,b,1\n1e3,a,2\n", "numeric x, categorical c { vocabulary = [\"a\", \"b\"] }", ""),
+        (b"x,c,y\r\n0.1234567,zz,0\r\nNA,NA,1\r\n7,b,2", "numeric x { default = 3 }, categorical c { vocabulary = [\"a\", \"b\"], oov_buckets = 2 }", ", missing = \"NA\""),
+        (b"\xef\xbb\xbfx,c,y\n 1 , a ,0\n2,b,1\n", "numeric x, bucketized xb = x { boundaries = [1.5] }, categorical c { hash_buckets = 7 }, crossed k = [xb, c] { hash_buckets = 5 }", ""),
+        (b"x,c,y\n1,3,0\n2,4,1\n", "numeric x, categorical c { identity = 5 }", ""),
+        (b"x;c;y\n1,5;a;0\n2;a;1\n", "numeric x, categorical c { hash_buckets = 3 }", ", delimiter = \";\", bad_rows = skip"),
+        (b"x,c,y\n1,\"a,b\",0\n2,a,1\n", "numeric x, categorical c { hash_buckets = 3 }", ""),
+    ];
+    for (csv, features, extra) in cases {
+        let careful =
+            load_with(csv, features, extra, |plan, path| est::data::careful(plan, path, Purpose::Labelled).ok());
+        let fast = load_with(csv, features, extra, |plan, path| est::data::fast::load(plan, path, Purpose::Labelled));
+        let (Some(careful), Some(fast)) = (careful, fast) else {
+            // Quotes and bad rows are the careful reader's alone.
+            assert!(csv.contains(&b'"') || extra.contains("skip"), "{}", String::from_utf8_lossy(csv));
+            continue;
+        };
+        assert_eq!(fast.rows, careful.rows);
+        assert_eq!(
+            fast.numeric.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            careful.numeric.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        for (a, b) in fast.numeric.columns.iter().zip(&careful.numeric.columns) {
+            assert_eq!((&a.name, a.offset, a.stats), (&b.name, b.offset, b.stats));
+        }
+        assert_eq!(fast.ids.keys().collect::<Vec<_>>(), careful.ids.keys().collect::<Vec<_>>());
+        for (name, column) in &fast.ids {
+            assert_eq!(column.ids, careful.ids[name].ids, "{name}");
+        }
+        assert_eq!(classes(&fast), classes(&careful));
+    }
+}
+
+#[test]
+fn the_fast_reader_matches_on_the_shipped_data() {
+    for (pipeline, data) in [
+        ("pipelines/iris.est", "pipelines/data/iris_training.csv"),
+        ("pipelines/penguins.est", "pipelines/data/penguins_train.csv"),
+    ] {
+        let compiled =
+            compile_text(pipeline, &std::fs::read_to_string(crate::common::root().join(pipeline)).unwrap()).unwrap();
+        let path = crate::common::root().join(data);
+        let fast =
+            est::data::fast::load(&compiled.plan, &path, Purpose::Labelled).expect("clean files take the fast way");
+        let careful = est::data::careful(&compiled.plan, &path, Purpose::Labelled).unwrap();
+        assert_eq!(fast.numeric.values, careful.numeric.values);
+        for (name, column) in &fast.ids {
+            assert_eq!(column.ids, careful.ids[name].ids, "{name}");
+        }
+        assert_eq!(classes(&fast), classes(&careful));
+    }
+}
+
+fn load_with(
+    csv: &[u8],
+    features: &str,
+    extra: &str,
+    read: impl Fn(&est::plan::Plan, &camino::Utf8Path) -> Option<data::Table>,
+) -> Option<data::Table> {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv_path = tmp.path().join("d.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let text = format!(
+        "pipeline p {{\n  data {{ train = \"{}\", label = y {extra} }}\n  features {{ {features} }}\n  model linear_classifier {{ n_classes = 3 }}\n}}\n",
+        csv_path.display()
+    );
+    let est_path = tmp.path().join("p.est");
+    let compiled = compile_text(est_path.to_str().unwrap(), &text).unwrap_or_else(|d| panic!("{d:?}"));
+    read(&compiled.plan, camino::Utf8Path::from_path(&csv_path).unwrap())
 }

@@ -8,7 +8,7 @@ use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::spec::{Decl, ValueKind};
 
 pub fn check_train(ctx: &mut Ctx, decl: Option<&Decl>) -> Option<TrainSpec> {
-    let keys = ["batch_size", "steps", "max_steps", "epochs", "shuffle", "seed", "device"];
+    let keys = ["batch_size", "steps", "max_steps", "epochs", "shuffle", "seed", "device", "threads"];
     let f = super::block_fields(ctx, decl, "train", &keys);
     let batch_size = int_or(ctx, &f, "batch_size", 32, 1);
     let lengths = ["steps", "max_steps", "epochs"];
@@ -26,13 +26,39 @@ pub fn check_train(ctx: &mut Ctx, decl: Option<&Decl>) -> Option<TrainSpec> {
     let shuffle = if f.has("shuffle") { f.bool(ctx, "shuffle") } else { Some(true) };
     let seed = int_or(ctx, &f, "seed", 0, 0);
     let device = if f.has("device") { device(ctx, &f) } else { Some(Device::Auto) };
+    let threads = if f.has("threads") { threads(ctx, &f) } else { Some(Threads::Auto) };
     Some(TrainSpec {
         batch_size: batch_size? as usize,
         length: length?,
         shuffle: shuffle?,
         seed: seed? as u64,
         device: device?,
+        threads: threads?,
     })
+}
+
+/// `auto` or a count of at least 1.
+fn threads(ctx: &mut Ctx, f: &Fields) -> Option<Threads> {
+    let value = f.value(ctx, "threads")?;
+    match &value.kind {
+        ValueKind::Ident(w) if w == "auto" => Some(Threads::Auto),
+        ValueKind::Int(n) if *n >= 1 => Some(Threads::Fixed(*n as usize)),
+        ValueKind::Int(n) => {
+            out_of_range(ctx, "threads", format!("must be at least 1, found {n}"), value.span);
+            None
+        }
+        other => {
+            ctx.error(
+                DiagnosticKind::WrongType {
+                    key: "threads".into(),
+                    expected: "`auto` or a count",
+                    found: other.describe(),
+                },
+                value.span,
+            );
+            None
+        }
+    }
 }
 
 fn device(ctx: &mut Ctx, f: &Fields) -> Option<Device> {

@@ -361,6 +361,44 @@ pub struct TrainSpec {
     pub shuffle: bool,
     pub seed: u64,
     pub device: Device,
+    /// libtorch's intra-op threads. Plans in checkpoints written before it existed mean `auto`.
+    #[serde(default)]
+    pub threads: Threads,
+}
+
+/// How many threads libtorch computes with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Threads {
+    /// One for small models, where splitting each operation costs more than it saves; every
+    /// core for large ones.
+    #[default]
+    Auto,
+    Fixed(usize),
+}
+
+impl From<Threads> for String {
+    fn from(threads: Threads) -> String {
+        match threads {
+            Threads::Auto => "auto".into(),
+            Threads::Fixed(n) => n.to_string(),
+        }
+    }
+}
+
+impl TryFrom<String> for Threads {
+    type Error = String;
+    fn try_from(s: String) -> Result<Threads, String> {
+        match s.as_str() {
+            "auto" => Ok(Threads::Auto),
+            n => n
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(Threads::Fixed)
+                .ok_or_else(|| format!("unknown thread count `{n}`")),
+        }
+    }
 }
 
 /// How long one `est train` runs, with tf.estimator's meanings.

@@ -3,6 +3,7 @@
 //! reported with file, line and column, or skipped and counted when the pipeline says so.
 //! No libtorch here: lowering turns a [`Table`] into tensors.
 
+pub mod fast;
 pub mod hash;
 pub mod order;
 
@@ -42,8 +43,8 @@ pub enum Purpose {
 #[derive(Clone, Debug, Default)]
 pub struct Table {
     pub rows: usize,
-    /// Per numeric feature, row-major `[rows, shape]`, missing values replaced by the default.
-    pub numeric: BTreeMap<String, NumericColumn>,
+    /// Every numeric feature, missing values replaced by the default, side by side.
+    pub numeric: NumericBlock,
     /// Per categorical, bucketized and crossed feature, row-major `[rows, width]`, `-1` padding.
     pub ids: BTreeMap<String, IdColumn>,
     pub labels: Option<Labels>,
@@ -52,12 +53,37 @@ pub struct Table {
     pub first_skipped: Option<String>,
 }
 
+/// Numeric columns as one row-major `[rows, width]` block, in the plan's `numeric_order`, so
+/// the training input is one buffer and a batch of it one gather.
+#[derive(Clone, Debug, Default)]
+pub struct NumericBlock {
+    pub values: Vec<f32>,
+    pub width: usize,
+    pub columns: Vec<NumericColumn>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct NumericColumn {
-    pub values: Vec<f32>,
+    pub name: String,
+    pub offset: usize,
     pub shape: usize,
     /// Over the values present in the file, defaults excluded.
     pub stats: Stats,
+}
+
+impl NumericBlock {
+    pub fn column(&self, name: &str) -> Option<&NumericColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// One column's values, row-major `[rows, shape]`.
+    pub fn values_of(&self, name: &str) -> Option<Vec<f32>> {
+        let c = self.column(name)?;
+        if self.width == 0 {
+            return Some(Vec::new());
+        }
+        Some(self.values.chunks(self.width).flat_map(|row| row[c.offset..c.offset + c.shape].iter().copied()).collect())
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -115,8 +141,47 @@ impl Csr {
     }
 }
 
-/// Reads `path` as the plan's data block describes.
+/// Reads `path` as the plan's data block describes: clean files the fast way, anything else
+/// (and any file the fast way stumbles on) the careful way, which names every bad field.
 pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, DataError> {
+    if let Some(table) = fast::load(plan, path, purpose) {
+        return Ok(table);
+    }
+    careful(plan, path, purpose)
+}
+
+/// Bucket ids and crosses from the columns they are built from, for single-valued sources.
+fn derive(plan: &Plan, table: &mut Table) {
+    for f in &plan.features {
+        if let FeatureKind::Bucketized { source, boundaries } = &f.feature.kind {
+            let Some(values) = table.numeric.values_of(source) else { continue };
+            let ids = values.iter().map(|&x| boundaries.partition_point(|b| *b <= x as f64) as i64).collect();
+            table.ids.insert(f.feature.name.clone(), IdColumn { ids, width: 1 });
+        }
+    }
+    for f in &plan.features {
+        if let FeatureKind::Crossed { sources, hash_buckets } = &f.feature.kind {
+            let columns: Vec<&IdColumn> = sources.iter().filter_map(|s| table.ids.get(s)).collect();
+            if columns.len() != sources.len() {
+                continue;
+            }
+            let ids = (0..table.rows)
+                .map(|r| {
+                    let parts: Vec<i64> = columns.iter().map(|c| c.ids[r]).collect();
+                    if parts.iter().any(|&id| id < 0) {
+                        -1
+                    } else {
+                        hash::cross(&parts, *hash_buckets)
+                    }
+                })
+                .collect();
+            table.ids.insert(f.feature.name.clone(), IdColumn { ids, width: 1 });
+        }
+    }
+}
+
+/// The careful reader: the csv crate, every field checked, errors with file, line and column.
+pub fn careful(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Read { path: path.to_owned(), source })?;
     let body = bytes.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(&bytes);
     let data = &plan.data;
@@ -185,7 +250,8 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
         data.label_vocabulary.as_ref().map(|v| v.iter().enumerate().map(|(i, s)| (s.as_str(), i as i64)).collect());
     let n_classes = plan.model.head.n_classes.unwrap_or(0) as i64;
 
-    let mut numeric: BTreeMap<&str, (Vec<f32>, usize, StatsAcc)> = BTreeMap::new();
+    // Per numeric column: values, shape, and the rows where the value was missing.
+    let mut numeric: BTreeMap<&str, (Vec<f32>, usize, Vec<usize>)> = BTreeMap::new();
     let mut ids: BTreeMap<&str, Csr> = BTreeMap::new();
     let mut classes: Vec<i64> = Vec::new();
     let mut values: Vec<f32> = Vec::new();
@@ -228,8 +294,6 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
             let is_missing = |s: &str| data.missing.iter().any(|m| m == s);
             row_numeric.clear();
             row_ids.clear();
-            // Statistics count values present in the file, not defaults.
-            let mut present: Vec<(&str, f64)> = Vec::new();
             for (name, reader) in &readers {
                 match reader {
                     Reader::Numeric { field, shape, default } => {
@@ -271,14 +335,11 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
                             }
                         };
                         row_numeric.insert(name, parts[0] as f64);
-                        if !is_missing(raw) {
-                            present.push((name, parts[0] as f64));
+                        let column = numeric.entry(name).or_insert_with(|| (Vec::new(), *shape, Vec::new()));
+                        column.0.extend(parts);
+                        if is_missing(raw) {
+                            column.2.push(table.rows);
                         }
-                        numeric
-                            .entry(name)
-                            .or_insert_with(|| (Vec::new(), *shape, StatsAcc::default()))
-                            .0
-                            .extend(parts);
                     }
                     Reader::Categorical { field, ids: how, vocabulary, separator } => {
                         let raw = text(*field)?;
@@ -351,11 +412,6 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
                     }
                 }
             }
-            for (name, x) in present {
-                if let Some(entry) = numeric.get_mut(name) {
-                    entry.2.add(x);
-                }
-            }
             Ok(())
         })();
         match parsed {
@@ -372,8 +428,9 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
                     return Err(e);
                 }
                 // Undo what the bad row added before it failed.
-                for (values, shape, _) in numeric.values_mut() {
+                for (values, shape, missing) in numeric.values_mut() {
                     values.truncate(table.rows * *shape);
+                    missing.retain(|&r| r < table.rows);
                 }
                 classes.truncate(table.rows);
                 values.truncate(table.rows);
@@ -394,9 +451,7 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
         }
         return Err(DataError::NoRows { path: path.to_owned() });
     }
-    for (name, (values, shape, stats)) in numeric {
-        table.numeric.insert(name.to_string(), NumericColumn { values, shape, stats: stats.finish() });
-    }
+    table.numeric = block(plan, table.rows, numeric);
     for (name, csr) in ids {
         table.ids.insert(name.to_string(), csr.pad());
     }
@@ -406,6 +461,142 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
         _ => Some(Labels::Classes(classes)),
     };
     Ok(table)
+}
+
+/// Per-column values laid side by side in the plan's numeric order.
+fn block(plan: &Plan, rows: usize, mut columns: BTreeMap<&str, (Vec<f32>, usize, Vec<usize>)>) -> NumericBlock {
+    let order: Vec<(String, Vec<f32>, usize, Vec<usize>)> = plan
+        .numeric_order()
+        .into_iter()
+        .filter_map(|name| {
+            let (values, shape, missing) = columns.remove(name.as_str())?;
+            Some((name, values, shape, missing))
+        })
+        .collect();
+    let width = order.iter().map(|c| c.2).sum();
+    let mut out = NumericBlock { values: vec![0.0; rows * width], width, columns: Vec::new() };
+    let mut missing_rows = Vec::new();
+    let mut offset = 0;
+    for (name, values, shape, missing) in order {
+        for r in 0..rows {
+            out.values[r * width + offset..r * width + offset + shape]
+                .copy_from_slice(&values[r * shape..(r + 1) * shape]);
+        }
+        out.columns.push(NumericColumn { name, offset, shape, stats: Stats::default() });
+        missing_rows.push(missing);
+        offset += shape;
+    }
+    finish_stats(&mut out, &missing_rows);
+    out
+}
+
+/// Each column's statistics over the values the file had (rows in `missing[c]` excluded). Sums
+/// run over fixed blocks of rows, in parallel, and the blocks' partial sums are added in order,
+/// so both ways of reading a file, on any number of cores, give the same bits.
+pub(crate) fn finish_stats(block: &mut NumericBlock, missing: &[Vec<usize>]) {
+    const ROWS: usize = 1 << 14;
+    let width = block.width;
+    if width == 0 || block.values.is_empty() {
+        return;
+    }
+    let rows = block.values.len() / width;
+    // Which columns each element belongs to, and a bitmap of missing rows for the few columns that have any.
+    let owner: Vec<usize> = (0..width)
+        .map(|j| block.columns.iter().position(|c| (c.offset..c.offset + c.shape).contains(&j)).unwrap_or(0))
+        .collect();
+    let gaps: Vec<Option<Vec<u64>>> = missing
+        .iter()
+        .map(|rows_missing| {
+            (!rows_missing.is_empty()).then(|| {
+                let mut bits = vec![0u64; rows.div_ceil(64)];
+                for &r in rows_missing {
+                    bits[r / 64] |= 1 << (r % 64);
+                }
+                bits
+            })
+        })
+        .collect();
+    let blocks: Vec<(usize, usize)> = (0..rows).step_by(ROWS).map(|start| (start, (start + ROWS).min(rows))).collect();
+    let partial = |&(start, end): &(usize, usize)| -> Vec<Acc> {
+        let mut acc = vec![Acc::default(); width];
+        for r in start..end {
+            let row = &block.values[r * width..(r + 1) * width];
+            for (j, (&x, a)) in row.iter().zip(acc.iter_mut()).enumerate() {
+                if let Some(bits) = &gaps[owner[j]] {
+                    if bits[r / 64] & (1 << (r % 64)) != 0 {
+                        continue;
+                    }
+                }
+                a.add(x as f64);
+            }
+        }
+        acc
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let per = blocks.len().div_ceil(threads);
+    let partials: Vec<Vec<Acc>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = blocks
+            .chunks(per.max(1))
+            .map(|chunk| scope.spawn(|| chunk.iter().map(partial).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    for column in &mut block.columns {
+        let mut total = Acc::default();
+        for p in &partials {
+            for a in &p[column.offset..column.offset + column.shape] {
+                total.merge(a);
+            }
+        }
+        column.stats = total.stats();
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Acc {
+    count: u64,
+    sum: f64,
+    sum_sq: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Default for Acc {
+    fn default() -> Self {
+        Acc { count: 0, sum: 0.0, sum_sq: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY }
+    }
+}
+
+impl Acc {
+    #[inline]
+    fn add(&mut self, x: f64) {
+        self.count += 1;
+        self.sum += x;
+        self.sum_sq += x * x;
+        if x < self.min {
+            self.min = x;
+        }
+        if x > self.max {
+            self.max = x;
+        }
+    }
+
+    fn merge(&mut self, other: &Acc) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    fn stats(&self) -> Stats {
+        if self.count == 0 {
+            return Stats::default();
+        }
+        let mean = self.sum / self.count as f64;
+        let std = (self.sum_sq / self.count as f64 - mean * mean).max(0.0).sqrt();
+        Stats { count: self.count, mean, std, min: self.min, max: self.max }
+    }
 }
 
 fn category_id(value: &str, how: &CategoricalIds, vocabulary: &HashMap<&str, i64>) -> Result<i64, String> {
@@ -434,39 +625,6 @@ fn crossed(lists: &[&[i64]], buckets: u64) -> Vec<i64> {
         combos = combos.iter().flat_map(|c| list.iter().map(move |id| [c.as_slice(), &[*id]].concat())).collect();
     }
     combos.iter().filter(|c| c.len() == lists.len()).map(|c| hash::cross(c, buckets)).collect()
-}
-
-#[derive(Default)]
-struct StatsAcc {
-    count: u64,
-    sum: f64,
-    sum_sq: f64,
-    min: f64,
-    max: f64,
-}
-
-impl StatsAcc {
-    fn add(&mut self, x: f64) {
-        if self.count == 0 {
-            self.min = x;
-            self.max = x;
-        }
-        self.count += 1;
-        self.sum += x;
-        self.sum_sq += x * x;
-        self.min = self.min.min(x);
-        self.max = self.max.max(x);
-    }
-
-    fn finish(&self) -> Stats {
-        if self.count == 0 {
-            return Stats::default();
-        }
-        let n = self.count as f64;
-        let mean = self.sum / n;
-        let var = (self.sum_sq / n - mean * mean).max(0.0);
-        Stats { count: self.count, mean, std: var.sqrt(), min: self.min, max: self.max }
-    }
 }
 
 /// The 1-based character column where field `index` of `record` starts, or the end of its line.

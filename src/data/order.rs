@@ -53,7 +53,29 @@ impl Batcher {
 
     /// Fills `out` with the next `count` row indices.
     pub fn next(&mut self, count: usize, out: &mut Vec<i64>) {
-        out.clear();
+        match self.next_batch(count) {
+            Batch::Within { start, len, .. } => {
+                out.clear();
+                out.extend_from_slice(&self.permutation[start..start + len]);
+            }
+            Batch::Across(rows) => *out = rows,
+        }
+    }
+
+    /// The next `count` rows: a slice of this epoch's permutation when they lie in one epoch
+    /// (the common case, which needs no copy), else the row indices themselves.
+    pub fn next_batch(&mut self, count: usize) -> Batch {
+        if self.order.offset as usize >= self.rows {
+            self.order.epoch += 1;
+            self.order.offset = 0;
+            self.permute();
+        }
+        let start = self.order.offset as usize;
+        if start + count <= self.rows {
+            self.order.offset += count as u64;
+            return Batch::Within { epoch: self.order.epoch, start, len: count };
+        }
+        let mut out = Vec::with_capacity(count);
         while out.len() < count {
             if self.order.offset as usize >= self.rows {
                 self.order.epoch += 1;
@@ -65,7 +87,22 @@ impl Batcher {
             out.extend_from_slice(&self.permutation[start..start + take]);
             self.order.offset += take as u64;
         }
+        Batch::Across(out)
     }
+
+    /// This epoch's permutation of the rows.
+    pub fn permutation(&self) -> &[i64] {
+        &self.permutation
+    }
+}
+
+/// Where a batch's rows are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Batch {
+    /// `permutation()[start..start + len]` of epoch `epoch`.
+    Within { epoch: u64, start: usize, len: usize },
+    /// Rows running across an epoch boundary.
+    Across(Vec<i64>),
 }
 
 #[cfg(test)]

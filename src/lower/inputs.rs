@@ -1,15 +1,21 @@
-//! A table's columns as device tensors, and batches gathered from them by row index.
+//! A table's columns as device tensors, and batches gathered from them by row index. Every
+//! numeric column lives in one normalised `[rows, width]` block, laid out in the plan's
+//! `numeric_order`, so a batch of them is one gather and the DNN's numeric inputs are one slice of it.
 
 use std::collections::BTreeMap;
 
 use tch::{Device, Kind, Tensor};
 
-use super::LowerError;
+use super::{LowerError, Model};
 use crate::data::{Labels, Table};
+use crate::plan::{FeatureKind, Normalize};
 
 /// Typed columns on a device: the whole table, or one batch of it.
 pub struct Inputs {
-    numeric: BTreeMap<String, Tensor>,
+    /// Every numeric column, normalised, side by side.
+    block: Option<Tensor>,
+    /// Where each numeric column sits in `block`: offset and width.
+    layout: BTreeMap<String, (i64, i64)>,
     ids: BTreeMap<String, Tensor>,
     /// Class ids (int64) or values (float), `[rows]`.
     pub labels: Option<Tensor>,
@@ -17,58 +23,91 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    pub fn from_table(table: &Table, device: Device) -> Result<Inputs, LowerError> {
+    /// The table's columns, numeric ones normalised with the model's frozen statistics. Takes
+    /// the table so its numeric block is normalised in place and freed once on the device.
+    pub fn from_table(table: Table, device: Device, model: &Model) -> Result<Inputs, LowerError> {
         let rows = table.rows as i64;
-        let mut numeric = BTreeMap::new();
-        for (name, column) in &table.numeric {
-            let t = Tensor::f_from_slice(&column.values)?.f_view([rows, column.shape as i64])?.f_to_device(device)?;
-            numeric.insert(name.clone(), t);
+        let Table { numeric, ids: id_columns, labels, .. } = table;
+        let mut values = numeric.values;
+        let width = numeric.width;
+        let mut layout = BTreeMap::new();
+        for column in &numeric.columns {
+            let (shift, scale) = model.normalization(&column.name)?;
+            if (shift, scale) != (0.0, 1.0) {
+                for row in values.chunks_mut(width) {
+                    for x in &mut row[column.offset..column.offset + column.shape] {
+                        *x = (*x - shift) / scale;
+                    }
+                }
+            }
+            layout.insert(column.name.clone(), (column.offset as i64, column.shape as i64));
         }
+        let block = if width > 0 {
+            Some(Tensor::f_from_slice(&values)?.f_view([rows, width as i64])?.f_to_device(device)?)
+        } else {
+            None
+        };
+        drop(values);
         let mut ids = BTreeMap::new();
-        for (name, column) in &table.ids {
+        for (name, column) in &id_columns {
             let t = Tensor::f_from_slice(&column.ids)?.f_view([rows, column.width as i64])?.f_to_device(device)?;
             ids.insert(name.clone(), t);
         }
-        let labels = match &table.labels {
+        let labels = match &labels {
             Some(Labels::Classes(c)) => Some(Tensor::f_from_slice(c)?.f_to_device(device)?),
             Some(Labels::Values(v)) => Some(Tensor::f_from_slice(v)?.f_to_device(device)?),
             None => None,
         };
-        Ok(Inputs { numeric, ids, labels, rows })
+        Ok(Inputs { block, layout, ids, labels, rows })
+    }
+
+    fn map(&self, rows: i64, f: impl Fn(&Tensor) -> Result<Tensor, tch::TchError>) -> Result<Inputs, LowerError> {
+        let mut ids = BTreeMap::new();
+        for (name, t) in &self.ids {
+            ids.insert(name.clone(), f(t)?);
+        }
+        Ok(Inputs {
+            block: self.block.as_ref().map(&f).transpose()?,
+            layout: self.layout.clone(),
+            ids,
+            labels: self.labels.as_ref().map(&f).transpose()?,
+            rows,
+        })
     }
 
     /// The rows at `index` (int64, on the same device).
     pub fn gather(&self, index: &Tensor) -> Result<Inputs, LowerError> {
-        let pick = |t: &Tensor| t.f_index_select(0, index);
-        let mut numeric = BTreeMap::new();
-        for (name, t) in &self.numeric {
-            numeric.insert(name.clone(), pick(t)?);
-        }
-        let mut ids = BTreeMap::new();
-        for (name, t) in &self.ids {
-            ids.insert(name.clone(), pick(t)?);
-        }
-        let labels = self.labels.as_ref().map(pick).transpose()?;
-        Ok(Inputs { numeric, ids, labels, rows: index.size()[0] })
+        self.map(index.size()[0], |t| t.f_index_select(0, index))
     }
 
     /// Rows `start..end`, without copying.
     pub fn slice(&self, start: i64, end: i64) -> Result<Inputs, LowerError> {
-        let cut = |t: &Tensor| t.f_slice(0, start, end, 1);
-        let mut numeric = BTreeMap::new();
-        for (name, t) in &self.numeric {
-            numeric.insert(name.clone(), cut(t)?);
-        }
-        let mut ids = BTreeMap::new();
-        for (name, t) in &self.ids {
-            ids.insert(name.clone(), cut(t)?);
-        }
-        let labels = self.labels.as_ref().map(cut).transpose()?;
-        Ok(Inputs { numeric, ids, labels, rows: end - start })
+        self.map(end - start, |t| t.f_slice(0, start, end, 1))
     }
 
-    pub fn numeric(&self, name: &str) -> Result<&Tensor, LowerError> {
-        self.numeric.get(name).ok_or_else(|| LowerError::MissingVariable(format!("column {name}")))
+    /// Numeric columns `names`, which are adjacent in the block, as one `[rows, width]` slice.
+    pub fn numeric_run(&self, names: &[String]) -> Result<Tensor, LowerError> {
+        let missing = || LowerError::MissingVariable(format!("column {}", names.join(", ")));
+        let block = self.block.as_ref().ok_or_else(missing)?;
+        let (first, _) = self.layout.get(names.first().ok_or_else(missing)?).ok_or_else(missing)?;
+        let (last, width) = self.layout.get(names.last().ok_or_else(missing)?).ok_or_else(missing)?;
+        let total = last + width - first;
+        if total == block.size()[1] {
+            return Ok(block.shallow_clone());
+        }
+        Ok(block.f_narrow(1, *first, total)?)
+    }
+
+    pub fn numeric(&self, name: &str) -> Result<Tensor, LowerError> {
+        self.numeric_run(&[name.to_string()])
+    }
+
+    /// Whether `b` directly follows `a` in the block.
+    pub fn adjacent(&self, a: &str, b: &str) -> bool {
+        match (self.layout.get(a), self.layout.get(b)) {
+            (Some((oa, wa)), Some((ob, _))) => oa + wa == *ob,
+            _ => false,
+        }
     }
 
     pub fn ids(&self, name: &str) -> Result<&Tensor, LowerError> {
@@ -78,5 +117,28 @@ impl Inputs {
     /// Labels as float, for losses that take them so.
     pub fn float_labels(&self) -> Result<Option<Tensor>, LowerError> {
         Ok(self.labels.as_ref().map(|l| l.f_to_kind(Kind::Float)).transpose()?)
+    }
+}
+
+impl Model {
+    /// `(shift, scale)` that normalise a numeric column: `(x - shift) / scale`.
+    pub fn normalization(&self, name: &str) -> Result<(f32, f32), LowerError> {
+        let normalize = self.features.iter().find(|f| f.feature.name == name).and_then(|f| match f.feature.kind {
+            FeatureKind::Numeric { normalize, .. } => Some(normalize),
+            _ => None,
+        });
+        let value = |stat: &str| -> Result<f32, LowerError> {
+            Ok(self.param(&format!("normalization/{name}/{stat}"))?.f_double_value(&[0])? as f32)
+        };
+        match normalize {
+            Some(Normalize::Zscore) if self.has_param(&format!("normalization/{name}/mean")) => {
+                Ok((value("mean")?, value("std")?))
+            }
+            Some(Normalize::Minmax) if self.has_param(&format!("normalization/{name}/min")) => {
+                let (min, max) = (value("min")?, value("max")?);
+                Ok((min, max - min))
+            }
+            _ => Ok((0.0, 1.0)),
+        }
     }
 }

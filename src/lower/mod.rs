@@ -21,14 +21,36 @@ use crate::train::optim::Done;
 #[derive(Debug)]
 pub struct Param {
     pub name: String,
+    /// A trainable variable is a view into its group's flat buffer.
     pub tensor: Tensor,
     pub trainable: bool,
     pub part: Scope,
 }
 
+/// The trainable variables one optimizer updates, laid end to end in one flat buffer, so the
+/// optimizer's update is a handful of operations on one tensor, not a few per variable.
+#[derive(Debug)]
+pub struct Group {
+    pub scope: Scope,
+    /// `[total]`: the members' memory, end to end.
+    pub flat: Tensor,
+    /// Per member: the index in `Model::params`, its offset and length in `flat`.
+    pub members: Vec<(usize, i64, i64)>,
+}
+
+impl Group {
+    /// The part of a flat buffer laid out like this group (the buffer itself or optimizer state)
+    /// that belongs to member `k`, in its own shape.
+    pub fn view(&self, flat: &Tensor, k: usize, shape: &[i64]) -> Result<Tensor, tch::TchError> {
+        let (_, offset, len) = self.members[k];
+        flat.f_narrow(0, offset, len)?.f_view(shape)
+    }
+}
+
 /// The model a plan describes, with its variables on one device.
 pub struct Model {
     pub params: Vec<Param>,
+    pub groups: Vec<Group>,
     index: HashMap<String, usize>,
     features: Vec<FeaturePlan>,
     dnn: Option<DnnPlan>,
@@ -66,37 +88,42 @@ impl Model {
     /// embeddings, zero linear weights, and normalisation statistics from `train`.
     pub fn build(plan: &Plan, device: Device, train: Option<&Table>) -> Result<Model, LowerError> {
         let seed = plan.train.seed;
-        let mut params = Vec::with_capacity(plan.model.variables.len());
-        for var in &plan.model.variables {
-            let shape: Vec<i64> = var.shape.iter().map(|&d| d as i64).collect();
-            let count: usize = var.shape.iter().product::<u64>() as usize;
-            let mut rng = Rng::derived(seed, &[INIT, hash64(var.name.as_bytes())]);
-            let leaf = var.name.rsplit('/').next().unwrap_or("");
-            let values: Vec<f32> = match leaf {
-                "kernel" => {
-                    let limit = (6.0 / (var.shape[0] + var.shape[1]) as f64).sqrt();
-                    (0..count).map(|_| ((rng.next_f64() * 2.0 - 1.0) * limit) as f32).collect()
-                }
-                "embedding_weights" => {
-                    let std = 1.0 / (var.shape[1] as f64).sqrt();
-                    (0..count).map(|_| (truncated_normal(&mut rng) * std) as f32).collect()
-                }
-                "gamma" | "moving_variance" | "std" => vec![1.0; count],
-                _ => vec![0.0; count],
-            };
-            let mut values = values;
-            if var.name.starts_with("normalization/") {
-                if let Some(table) = train {
-                    values = normalization_init(&var.name, table, count);
-                }
+        let values: Vec<Vec<f32>> = plan.model.variables.iter().map(|var| initial_values(var, seed, train)).collect();
+        // Each optimizer's variables in one flat buffer; one optimizer for all takes them all.
+        let mut groups = Vec::new();
+        let mut slot: Vec<Option<(usize, usize)>> = vec![None; plan.model.variables.len()];
+        for optimizer in &plan.optimizers {
+            let members: Vec<usize> = (0..plan.model.variables.len())
+                .filter(|&i| {
+                    let v = &plan.model.variables[i];
+                    v.trainable && (optimizer.scope == Scope::All || v.part == optimizer.scope)
+                })
+                .collect();
+            let mut host = Vec::with_capacity(members.iter().map(|&i| values[i].len()).sum());
+            let mut layout = Vec::with_capacity(members.len());
+            for (k, &i) in members.iter().enumerate() {
+                layout.push((i, host.len() as i64, values[i].len() as i64));
+                host.extend_from_slice(&values[i]);
+                slot[i] = Some((groups.len(), k));
             }
-            let tensor = Tensor::f_from_slice(&values)?.f_reshape(&shape)?.f_to_device(device)?;
-            let tensor = if var.trainable { tensor.f_set_requires_grad(true)? } else { tensor };
+            let flat = Tensor::f_from_slice(&host)?.f_to_device(device)?;
+            groups.push(Group { scope: optimizer.scope, flat, members: layout });
+        }
+        let mut params = Vec::with_capacity(plan.model.variables.len());
+        for (i, var) in plan.model.variables.iter().enumerate() {
+            let shape: Vec<i64> = var.shape.iter().map(|&d| d as i64).collect();
+            let tensor = match slot[i] {
+                // A leaf of its own that shares the flat buffer's memory: autograd gives each
+                // variable its gradient directly, and the optimizer updates the buffer whole.
+                Some((g, k)) => groups[g].view(&groups[g].flat, k, &shape)?.f_detach()?.f_set_requires_grad(true)?,
+                None => Tensor::f_from_slice(&values[i])?.f_reshape(&shape)?.f_to_device(device)?,
+            };
             params.push(Param { name: var.name.clone(), tensor, trainable: var.trainable, part: var.part });
         }
         let index = params.iter().enumerate().map(|(i, p)| (p.name.clone(), i)).collect();
         Ok(Model {
             params,
+            groups,
             index,
             features: plan.features.clone(),
             dnn: plan.model.dnn.clone(),
@@ -104,6 +131,10 @@ impl Model {
             head: plan.model.head.clone(),
             device,
         })
+    }
+
+    pub fn has_param(&self, name: &str) -> bool {
+        self.index.contains_key(name)
     }
 
     pub fn param(&self, name: &str) -> Result<&Tensor, LowerError> {
@@ -152,8 +183,26 @@ impl Model {
         mut taps: Option<&mut Vec<Tensor>>,
     ) -> Result<Tensor, LowerError> {
         let mut parts = Vec::with_capacity(dnn.spec.inputs.len());
+        let mut run: Vec<String> = Vec::new();
         for name in &dnn.spec.inputs {
-            parts.push(self.dense(name, x, "dnn/input_from_feature_columns/input_layer")?);
+            let numeric = matches!(self.feature(name).map(|f| &f.feature.kind), Some(FeatureKind::Numeric { .. }));
+            // Numeric columns next to each other in the block enter as one slice of it.
+            if numeric && run.last().is_none_or(|last| x.adjacent(last, name)) {
+                run.push(name.clone());
+                continue;
+            }
+            if !run.is_empty() {
+                parts.push(x.numeric_run(&run)?);
+                run.clear();
+            }
+            if numeric {
+                run.push(name.clone());
+            } else {
+                parts.push(self.dense(name, x, "dnn/input_from_feature_columns/input_layer")?);
+            }
+        }
+        if !run.is_empty() {
+            parts.push(x.numeric_run(&run)?);
         }
         let mut h = if parts.len() == 1 { parts.remove(0) } else { Tensor::f_cat(&parts, 1)? };
         if training && dnn.spec.dropout > 0.0 {
@@ -216,22 +265,8 @@ impl Model {
     fn dense(&self, name: &str, x: &Inputs, scope: &str) -> Result<Tensor, LowerError> {
         let feature = self.feature(name).ok_or_else(|| LowerError::MissingVariable(name.into()))?;
         match &feature.feature.kind {
-            FeatureKind::Numeric { normalize, .. } => {
-                let values = x.numeric(name)?;
-                match normalize {
-                    Normalize::None => Ok(values.shallow_clone()),
-                    Normalize::Zscore => {
-                        let mean = self.param(&format!("normalization/{name}/mean"))?;
-                        let std = self.param(&format!("normalization/{name}/std"))?;
-                        Ok(values.f_sub(mean)?.f_div(std)?)
-                    }
-                    Normalize::Minmax => {
-                        let min = self.param(&format!("normalization/{name}/min"))?;
-                        let max = self.param(&format!("normalization/{name}/max"))?;
-                        Ok(values.f_sub(min)?.f_div(&max.f_sub(min)?)?)
-                    }
-                }
-            }
+            // Normalised when the inputs were built, with the frozen statistics.
+            FeatureKind::Numeric { .. } => x.numeric(name),
             FeatureKind::Bucketized { .. } => multi_hot(x.ids(name)?, feature.width as i64),
             FeatureKind::Indicator { source } => multi_hot(x.ids(source)?, feature.width as i64),
             FeatureKind::Embedding { source, combiner, .. } => {
@@ -245,9 +280,33 @@ impl Model {
     }
 }
 
+/// tf.estimator's initial value of one variable: Glorot-uniform kernels, zero biases,
+/// truncated-normal embeddings, zero linear weights, normalisation statistics from the data.
+fn initial_values(var: &Variable, seed: u64, train: Option<&Table>) -> Vec<f32> {
+    let count: usize = var.shape.iter().product::<u64>() as usize;
+    if var.name.starts_with("normalization/") {
+        if let Some(table) = train {
+            return normalization_init(&var.name, table, count);
+        }
+    }
+    let mut rng = Rng::derived(seed, &[INIT, hash64(var.name.as_bytes())]);
+    match var.name.rsplit('/').next().unwrap_or("") {
+        "kernel" => {
+            let limit = (6.0 / (var.shape[0] + var.shape[1]) as f64).sqrt();
+            (0..count).map(|_| ((rng.next_f64() * 2.0 - 1.0) * limit) as f32).collect()
+        }
+        "embedding_weights" => {
+            let std = 1.0 / (var.shape[1] as f64).sqrt();
+            (0..count).map(|_| (truncated_normal(&mut rng) * std) as f32).collect()
+        }
+        "gamma" | "moving_variance" | "std" => vec![1.0; count],
+        _ => vec![0.0; count],
+    }
+}
+
 fn normalization_init(name: &str, table: &Table, count: usize) -> Vec<f32> {
     let column = name.trim_start_matches("normalization/").rsplit_once('/').map_or("", |(c, _)| c);
-    let Some(values) = table.numeric.get(column) else {
+    let Some(values) = table.numeric.column(column) else {
         return vec![0.0; count];
     };
     let s = values.stats;

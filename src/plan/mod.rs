@@ -100,6 +100,21 @@ impl Plan {
         self.features.iter().find(|f| f.feature.name == name)
     }
 
+    /// Numeric columns in the order the input block lays them out: the DNN's numeric inputs in
+    /// input order first, so they form one slice, then the rest by name.
+    pub fn numeric_order(&self) -> Vec<String> {
+        let numeric =
+            |name: &str| self.feature(name).is_some_and(|f| matches!(f.feature.kind, FeatureKind::Numeric { .. }));
+        let mut order: Vec<String> =
+            self.model.dnn.iter().flat_map(|d| &d.spec.inputs).filter(|n| numeric(n)).cloned().collect();
+        for f in &self.features {
+            if matches!(f.feature.kind, FeatureKind::Numeric { .. }) && !order.contains(&f.feature.name) {
+                order.push(f.feature.name.clone());
+            }
+        }
+        order
+    }
+
     pub fn to_yaml(&self) -> String {
         // A Plan holds only strings, numbers, lists and maps, which YAML always encodes.
         serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot encode the plan: {e}\n"))

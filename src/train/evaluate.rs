@@ -26,11 +26,12 @@ pub fn run(plan: &Plan, opts: &RunOptions, data_path: Option<&Utf8Path>) -> Resu
     let path = data_path.or(plan.data.eval.as_deref()).ok_or(TrainError::NoEvalData)?;
     let dir = super::model_dir(plan, opts.model_dir.as_deref());
     let store = Store::new(&dir);
+    super::configure_threads(plan);
     let device = super::device(plan)?;
     let (session, _, _) =
         Session::restore(plan, &store, device, false)?.ok_or_else(|| TrainError::NoCheckpoint { dir: dir.clone() })?;
     let table = data::load(plan, path, Purpose::Labelled)?;
-    let inputs = Inputs::from_table(&table, device)?;
+    let inputs = Inputs::from_table(table, device, &session.model)?;
     let values = evaluate_model(&session.model, &inputs, plan.eval.batch_size, plan.eval.steps)?;
     let metrics = Metrics { global_step: session.global_step, values };
     let now = opts.clock.now();

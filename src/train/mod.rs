@@ -17,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::time::{Clock, SystemClock};
 use crate::checkpoint::{self, CheckpointError, Entry, Evaluation, HostTensor, Meta, Retention, Store};
-use crate::data::order::{Batcher, DataOrder};
+use crate::data::order::{Batch, Batcher, DataOrder};
 use crate::data::{self, DataError, Purpose, Table};
 use crate::events::{EventWriter, Item};
 use crate::lower::{torch_message, Inputs, LowerError, Model};
@@ -133,6 +133,33 @@ pub fn model_dir(plan: &Plan, opts_dir: Option<&Utf8Path>) -> Utf8PathBuf {
     opts_dir.map_or_else(|| plan.checkpoint.model_dir.clone(), Utf8Path::to_owned)
 }
 
+/// Sets libtorch's thread count for the plan: `auto` gives small models one thread (iris runs
+/// faster alone than with an OpenMP team that spends its time in barriers) and large ones every
+/// core. The cut is a million multiply-adds per training step.
+pub fn configure_threads(plan: &Plan) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = match plan.train.threads {
+        crate::plan::Threads::Fixed(n) => n,
+        crate::plan::Threads::Auto => {
+            let widths: Vec<u64> = plan
+                .model
+                .variables
+                .iter()
+                .filter(|v| v.name.ends_with("/kernel"))
+                .map(|v| v.shape.iter().product())
+                .collect();
+            let per_row: u64 = widths.iter().sum::<u64>()
+                + plan.model.linear.as_ref().map_or(0, |l| l.inputs.len() as u64 * plan.model.head.logits);
+            if per_row * plan.train.batch_size as u64 >= 1_000_000 {
+                cores
+            } else {
+                1
+            }
+        }
+    };
+    tch::set_num_threads(n as i32);
+}
+
 /// The device the plan asks for, if this machine has it.
 pub fn device(plan: &Plan) -> Result<Device, TrainError> {
     match plan.train.device {
@@ -185,18 +212,11 @@ fn guard(plan: &Plan, store: &Store, check_optimizer: bool) -> Result<(), TrainE
     Ok(())
 }
 
+/// One optimizer per flat group of the model, in the plan's order.
 fn optimizers_for(plan: &Plan, model: &Model) -> Result<Vec<OptimizerState>, TrainError> {
     let mut out = Vec::new();
-    for config in &plan.optimizers {
-        let indexes: Vec<usize> = model
-            .params
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.trainable && (config.scope == Scope::All || p.part == config.scope))
-            .map(|(i, _)| i)
-            .collect();
-        let like: Vec<&Tensor> = indexes.iter().map(|&i| &model.params[i].tensor).collect();
-        out.push(OptimizerState::new(config, indexes, &like)?);
+    for (g, (config, group)) in plan.optimizers.iter().zip(&model.groups).enumerate() {
+        out.push(OptimizerState::new(config, vec![g], &[&group.flat])?);
     }
     Ok(out)
 }
@@ -256,13 +276,19 @@ impl Session {
             restore_tensor(&path, &p.name, &p.tensor, &loaded.tensors)?;
         }
         if with_optimizer {
-            for opt in &mut session.optimizers {
+            let Session { model, optimizers, .. } = &mut session;
+            for (opt, group) in optimizers.iter_mut().zip(&model.groups) {
                 let scope = opt.config.scope;
-                let slot_names = opt.config.kind.slots();
-                for (k, &pi) in opt.params.iter().enumerate() {
-                    for (s, slot) in slot_names.iter().enumerate() {
-                        let name = OptimizerState::slot_name(scope, &session.model.params[pi].name, slot);
-                        restore_tensor(&path, &name, &opt.slots[k][s], &loaded.tensors)?;
+                for (s, slot) in opt.config.kind.slots().iter().enumerate() {
+                    for (k, &(pi, _, _)) in group.members.iter().enumerate() {
+                        let param = &model.params[pi];
+                        let view = group.view(&opt.slots[0][s], k, &param.tensor.size())?;
+                        restore_tensor(
+                            &path,
+                            &OptimizerState::slot_name(scope, &param.name, slot),
+                            &view,
+                            &loaded.tensors,
+                        )?;
                     }
                 }
                 let step_name = OptimizerState::step_name(scope);
@@ -284,15 +310,18 @@ impl Session {
     /// Every tensor a checkpoint holds, copied to the host.
     pub fn host_tensors(&self) -> Result<BTreeMap<String, HostTensor>, TrainError> {
         let mut out = BTreeMap::new();
-        for p in &self.model.params {
+        // Flat buffers cross to the host whole, then split by name: one copy per buffer.
+        for group in &self.model.groups {
+            split(&to_host(&group.flat)?, group, &self.model, |name| name.to_string(), &mut out);
+        }
+        for p in self.model.params.iter().filter(|p| !p.trainable) {
             out.insert(p.name.clone(), to_host(&p.tensor)?);
         }
-        for opt in &self.optimizers {
+        for (opt, group) in self.optimizers.iter().zip(&self.model.groups) {
             let scope = opt.config.scope;
-            for (k, &pi) in opt.params.iter().enumerate() {
-                for (slot, t) in opt.config.kind.slots().iter().zip(&opt.slots[k]) {
-                    out.insert(OptimizerState::slot_name(scope, &self.model.params[pi].name, slot), to_host(t)?);
-                }
+            for (slot, flat) in opt.config.kind.slots().iter().zip(&opt.slots[0]) {
+                let name = |param: &str| OptimizerState::slot_name(scope, param, slot);
+                split(&to_host(flat)?, group, &self.model, name, &mut out);
             }
             out.insert(OptimizerState::step_name(scope), HostTensor::i64(vec![], &[opt.step]));
         }
@@ -336,6 +365,22 @@ impl Session {
     }
 }
 
+/// Cuts a host copy of a flat buffer laid out like `group` into one tensor per member.
+fn split(
+    flat: &HostTensor,
+    group: &crate::lower::Group,
+    model: &Model,
+    name: impl Fn(&str) -> String,
+    out: &mut BTreeMap<String, HostTensor>,
+) {
+    for &(pi, offset, len) in &group.members {
+        let param = &model.params[pi];
+        let shape: Vec<usize> = param.tensor.size().iter().map(|&d| d as usize).collect();
+        let bytes = flat.bytes[offset as usize * 4..(offset + len) as usize * 4].to_vec();
+        out.insert(name(&param.name), HostTensor { dtype: flat.dtype, shape, bytes });
+    }
+}
+
 fn to_host(t: &Tensor) -> Result<HostTensor, TrainError> {
     let t = t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?;
     let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
@@ -351,6 +396,15 @@ fn to_host(t: &Tensor) -> Result<HostTensor, TrainError> {
 
 /// Mean loss of a batch, as the head defines it.
 pub fn batch_loss(head: &Head, logits: &Tensor, x: &Inputs) -> Result<Tensor, TrainError> {
+    if let (HeadKind::MultiClass, Some(labels)) = (head.kind, &x.labels) {
+        // One fused kernel instead of a loss per example and a mean.
+        return Ok(logits.f_log_softmax(1, Kind::Float)?.f_nll_loss::<Tensor>(
+            labels,
+            None,
+            tch::Reduction::Mean,
+            -100,
+        )?);
+    }
     Ok(example_losses(head, logits, x)?.f_mean(Kind::Float)?)
 }
 
@@ -358,11 +412,9 @@ pub fn batch_loss(head: &Head, logits: &Tensor, x: &Inputs) -> Result<Tensor, Tr
 pub fn example_losses(head: &Head, logits: &Tensor, x: &Inputs) -> Result<Tensor, TrainError> {
     let labels = x.labels.as_ref().ok_or(TrainError::NoEvalData)?;
     Ok(match head.kind {
-        HeadKind::MultiClass => logits
-            .f_log_softmax(1, Kind::Float)?
-            .f_gather(1, &labels.f_unsqueeze(1)?, false)?
-            .f_squeeze_dim(1)?
-            .f_neg()?,
+        HeadKind::MultiClass => {
+            logits.f_log_softmax(1, Kind::Float)?.f_nll_loss::<Tensor>(labels, None, tch::Reduction::None, -100)?
+        }
         HeadKind::Binary => logits.f_squeeze_dim(1)?.f_binary_cross_entropy_with_logits::<Tensor>(
             &labels.f_to_kind(Kind::Float)?,
             None,
@@ -410,10 +462,46 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Result<Summary, TrainError> {
     let dir = model_dir(plan, opts.model_dir.as_deref());
+    // The folders this run creates, innermost first.
+    let created: Vec<Utf8PathBuf> =
+        dir.ancestors().take_while(|d| !d.as_str().is_empty() && !d.exists()).map(Utf8Path::to_owned).collect();
     let store = Store::new(&dir);
+    // A second writer learns at once, before any data is read.
+    let lock = store.lock()?;
+    let result = run_locked(plan, opts, progress, stop, &store);
+    drop(lock);
+    if result.is_err() && !created.is_empty() {
+        // A run that failed before writing anything leaves no empty folders behind; a folder
+        // that holds anything stays.
+        let _ = std::fs::remove_file(dir.join(".lock"));
+        for folder in &created {
+            if std::fs::remove_dir(folder).is_err() {
+                break;
+            }
+        }
+    }
+    result
+}
+
+fn run_locked(
+    plan: &Plan,
+    opts: &RunOptions,
+    progress: &mut dyn Progress,
+    stop: &AtomicBool,
+    store: &Store,
+) -> Result<Summary, TrainError> {
+    let dir = store.dir.clone();
     let clock = opts.clock.as_ref();
+    configure_threads(plan);
     let device = device(plan)?;
+    let reading = std::time::Instant::now();
     let table = data::load(plan, &plan.data.train, Purpose::Labelled)?;
+    progress.note(&format!(
+        "read {} rows from {} in {:.3} s",
+        table.rows,
+        plan.data.train,
+        reading.elapsed().as_secs_f64()
+    ));
     if table.skipped > 0 {
         progress.note(&format!(
             "skipped {} bad rows of `{}`; the first: {}",
@@ -426,11 +514,12 @@ pub fn run(
         (Some(_), Some(path)) => Some((path, data::load(plan, path, Purpose::Labelled)?)),
         _ => None,
     };
-    let _lock = store.lock()?;
-    let (mut session, protect) = start(plan, &opts.start, &store, device, &table, clock, progress)?;
-    let inputs = Inputs::from_table(&table, device)?;
-    let eval_inputs =
-        eval_table.as_ref().map(|(p, t)| Ok::<_, TrainError>((*p, Inputs::from_table(t, device)?))).transpose()?;
+    let (mut session, protect) = start(plan, &opts.start, store, device, &table, clock, progress)?;
+    let rows = table.rows;
+    let inputs = Inputs::from_table(table, device, &session.model)?;
+    let eval_inputs = eval_table
+        .map(|(p, t)| Ok::<_, TrainError>((p, Inputs::from_table(t, device, &session.model)?)))
+        .transpose()?;
 
     let from = session.global_step;
     let mut events = EventWriter::create(&dir, clock.now())?;
@@ -441,7 +530,7 @@ pub fn run(
     events.summary(from, clock.now(), &[Item::Text("plan", &plan_text)])?;
     let mut eval_events: Option<EventWriter> = None;
     let mut last_summary: Option<(u64, f64)> = None;
-    let (steps, row_budget) = plan_steps(plan, opts, from, table.rows as u64);
+    let (steps, row_budget) = plan_steps(plan, opts, from, rows as u64);
     let to = from + steps;
     progress.started(from, to);
     let started = std::time::Instant::now();
@@ -455,17 +544,26 @@ pub fn run(
         last_save_step = Some(from);
     }
     let mut last_save_time = clock.now();
+    // How long each periodic save held the training thread, in milliseconds.
+    let mut pauses: Vec<f64> = Vec::new();
     let mut last_eval = (from, clock.now());
 
-    let mut batcher = Batcher::new(table.rows, plan.train.seed, plan.train.shuffle, session.data_order);
+    let mut batcher = Batcher::new(rows, plan.train.seed, plan.train.shuffle, session.data_order);
     let batch_size = plan.train.batch_size;
     let mut rows_left = row_budget;
-    let mut indices = Vec::with_capacity(batch_size);
+    let mut permutation: Option<(u64, Tensor)> = None;
     let mut last_loss = None;
     let mut interrupted = false;
     let log_every = plan.summaries.log_every;
-    let trainable: Vec<usize> =
-        (0..session.model.params.len()).filter(|&i| session.model.params[i].trainable).collect();
+    let flats: Vec<Tensor> = session.model.groups.iter().map(|g| g.flat.shallow_clone()).collect();
+    // Per group, the variables autograd differentiates, in flat-buffer order.
+    let leaves: Vec<Vec<Tensor>> = session
+        .model
+        .groups
+        .iter()
+        .map(|g| g.members.iter().map(|&(i, _, _)| session.model.params[i].tensor.shallow_clone()).collect())
+        .collect();
+    let all_leaves: Vec<&Tensor> = leaves.iter().flatten().collect();
 
     while session.global_step < to {
         if stop.load(Ordering::Relaxed) {
@@ -473,11 +571,23 @@ pub fn run(
             break;
         }
         let count = rows_left.map_or(batch_size, |left| (left as usize).min(batch_size));
-        batcher.next(count, &mut indices);
         if let Some(left) = rows_left.as_mut() {
             *left -= count as u64;
         }
-        let index = Tensor::f_from_slice(&indices)?.f_to_device(device)?;
+        // A batch inside one epoch is a slice of that epoch's permutation, which crosses to the
+        // device once per epoch.
+        let index = match batcher.next_batch(count) {
+            Batch::Within { epoch, start, len } => {
+                let on_device = match permutation.take() {
+                    Some((e, p)) if e == epoch => p,
+                    _ => Tensor::f_from_slice(batcher.permutation())?.f_to_device(device)?,
+                };
+                let index = on_device.f_narrow(0, start as i64, len as i64)?;
+                permutation = Some((epoch, on_device));
+                index
+            }
+            Batch::Across(rows) => Tensor::f_from_slice(&rows)?.f_to_device(device)?,
+        };
         let x = inputs.gather(&index)?;
         let next = session.global_step + 1;
         // tf.estimator's SummarySaverHook: the first step of a run, then every `summaries.every`.
@@ -491,19 +601,18 @@ pub fn run(
             summarize.then_some(&mut taps),
         )?;
         let loss = batch_loss(&session.model.head, &logits, &x)?;
-        for &i in &trainable {
-            session.model.params[i].tensor.zero_grad();
-        }
-        loss.f_backward()?;
-        for opt in &mut session.optimizers {
-            let params: Vec<Tensor> =
-                opt.params.iter().map(|&i| session.model.params[i].tensor.shallow_clone()).collect();
-            let grads: Vec<Tensor> = params.iter().map(Tensor::grad).collect();
+        // Gradients straight from autograd (nothing accumulates, nothing to zero), laid end to
+        // end like the flat buffers.
+        let mut grads = Tensor::f_run_backward(&[&loss], &all_leaves, false, false)?.into_iter();
+        for ((opt, flat), members) in session.optimizers.iter_mut().zip(&flats).zip(&leaves) {
+            let parts: Vec<Tensor> =
+                grads.by_ref().take(members.len()).map(|g| g.f_view([-1])).collect::<Result<_, _>>()?;
+            let grads = [Tensor::f_cat(&parts, 0)?];
             if let Some(clip) = opt.config.clip_norm {
                 optim::clip_global_norm(&grads, clip)?;
             }
             let lr = schedule::learning_rate(opt.config.learning_rate, opt.config.decay.as_ref(), session.global_step);
-            opt.apply(&params, &grads, lr)?;
+            opt.apply(std::slice::from_ref(flat), &grads, lr)?;
         }
         session.global_step += 1;
         session.data_order = batcher.order();
@@ -533,7 +642,10 @@ pub fn run(
         }
 
         if save_now {
-            if let Some(entry) = saver.save(session.meta(plan, now), session.host_tensors()?)? {
+            let pause = std::time::Instant::now();
+            let previous = saver.save(session.meta(plan, now), session.host_tensors()?)?;
+            pauses.push(pause.elapsed().as_secs_f64() * 1000.0);
+            if let Some(entry) = previous {
                 progress.saved(&entry);
                 last_saved = Some(entry);
             }
@@ -544,7 +656,7 @@ pub fn run(
             if due(every, step, last_eval.0, now - last_eval.1) {
                 let values = evaluate::evaluate_model(&session.model, eval, plan.eval.batch_size, plan.eval.steps)?;
                 let metrics = Metrics { global_step: step, values };
-                record(&store, &metrics, path, now)?;
+                record(store, &metrics, path, now)?;
                 if eval_events.is_none() {
                     eval_events = Some(EventWriter::create(&dir.join(checkpoint::EVAL_DIR), now)?);
                 }
@@ -564,6 +676,16 @@ pub fn run(
     if let Some(entry) = saver.wait()? {
         progress.saved(&entry);
         last_saved = Some(entry);
+    }
+    if !pauses.is_empty() {
+        pauses.sort_by(f64::total_cmp);
+        progress.note(&format!(
+            "{} periodic {} paused the training thread for at most {:.3} ms (median {:.3} ms)",
+            pauses.len(),
+            if pauses.len() == 1 { "save" } else { "saves" },
+            pauses[pauses.len() - 1],
+            pauses[pauses.len() / 2]
+        ));
     }
     Ok(Summary {
         from_step: from,

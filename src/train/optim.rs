@@ -70,8 +70,9 @@ impl OptimizerState {
                 OptimizerKind::Adagrad { epsilon, .. } => {
                     let acc = &mut slots[0];
                     acc.f_addcmul_(&g, &g).done()?;
-                    let std = acc.f_sqrt()?.f_add_scalar(epsilon)?;
-                    p.f_sub_(&g.f_div(&std)?.f_mul_scalar(lr)?).done()?;
+                    let mut std = acc.f_sqrt()?;
+                    std.f_add_scalar_(epsilon).done()?;
+                    p.f_addcdiv_(&g.f_mul_scalar(-lr)?, &std).done()?;
                 }
                 OptimizerKind::Adam { beta1, beta2, epsilon, amsgrad } => {
                     let (m, rest) = slots.split_at_mut(1);

@@ -34,10 +34,12 @@ pub enum Prediction {
 pub fn run(plan: &Plan, opts: &RunOptions, input: &Utf8Path) -> Result<Vec<Prediction>, TrainError> {
     let dir = super::model_dir(plan, opts.model_dir.as_deref());
     let store = Store::new(&dir);
+    super::configure_threads(plan);
     let device = super::device(plan)?;
     let (session, _, _) = Session::restore(plan, &store, device, false)?.ok_or(TrainError::NoCheckpoint { dir })?;
     let table = data::load(plan, input, Purpose::Unlabelled)?;
-    let inputs = Inputs::from_table(&table, device)?;
+    let rows = table.rows;
+    let inputs = Inputs::from_table(table, device, &session.model)?;
     let (logits, _) = super::evaluate::logits(&session.model, &inputs, plan.eval.batch_size, None)?;
     let host = |t: &Tensor| -> Result<Vec<f32>, TrainError> {
         let t = t.f_to_kind(Kind::Float)?.f_to_device(tch::Device::Cpu)?.f_contiguous()?;
@@ -51,7 +53,7 @@ pub fn run(plan: &Plan, opts: &RunOptions, input: &Utf8Path) -> Result<Vec<Predi
     let name = |id: i64| -> String {
         plan.data.label_vocabulary.as_ref().and_then(|v| v.get(id as usize).cloned()).unwrap_or_else(|| id.to_string())
     };
-    let mut out = Vec::with_capacity(table.rows);
+    let mut out = Vec::with_capacity(rows);
     for row in raw.chunks(width) {
         out.push(match plan.model.head.kind {
             HeadKind::Regression => Prediction::Value { predictions: [row[0]] },

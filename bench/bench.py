@@ -1,0 +1,177 @@
+"""est against PyTorch eager, side by side on this machine, and est's own input, start-up,
+checkpoint and memory figures. Runs alternate (est, PyTorch, est, ...); the table shows medians
+and ratios.
+
+Usage: bench/run [ROUNDS]   (builds est in release mode first)
+"""
+
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EST = os.path.join(ROOT, "target/release/est")
+PYTHON = os.environ.get("EST_PYTHON", sys.executable)
+WORK = os.path.join(ROOT, "target/bench")
+
+SYNTH_ROWS, SYNTH_COLUMNS, SYNTH_CLASSES = 200_000, 32, 8
+
+
+def synthetic_csv():
+    """200k rows of 32 floats and a class in 0..8, the same bytes every time (61 MB)."""
+    path = os.path.join(WORK, "synthetic.csv")
+    if os.path.exists(path):
+        return path
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((SYNTH_ROWS, SYNTH_COLUMNS)).astype(np.float32)
+    w = rng.standard_normal((SYNTH_COLUMNS, SYNTH_CLASSES)).astype(np.float32)
+    y = np.argmax(x @ w + 0.5 * rng.standard_normal((SYNTH_ROWS, SYNTH_CLASSES)), axis=1)
+    header = ",".join([f"f{i}" for i in range(SYNTH_COLUMNS)] + ["label"])
+    with open(path + ".tmp", "w") as f:
+        f.write(header + "\n")
+        for row, label in zip(x, y):
+            f.write(",".join(f"{v:.7f}" for v in row) + f",{label}\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def pipeline(name, csv, label, features, hidden, classes, batch, steps):
+    text = f"""pipeline {name} {{
+  data {{ train = "{csv}", label = {label} }}
+  features {{ {", ".join("numeric " + f for f in features)} }}
+  model dnn_classifier {{ hidden_units = {hidden}, n_classes = {classes} }}
+  optimizer adagrad {{ learning_rate = 0.05 }}
+  train {{ batch_size = {batch}, steps = {steps}, seed = 1 }}
+  checkpoint {{ save_every = 100 steps, keep_max = 1000 }}
+  summaries {{ every = 1000000, log_every = 1000000 }}
+}}
+"""
+    path = os.path.join(WORK, f"{name}.est")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def run_est(est_file, model_dir):
+    """One `est train` from scratch: wall-clock marks from its stderr, its own summary."""
+    shutil.rmtree(model_dir, ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    child = subprocess.Popen([EST, "train", est_file, "--model-dir", model_dir], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    first_step = None
+    lines = []
+    for line in child.stderr:
+        lines.append(line)
+        if first_step is None and line.startswith("step = 1,"):
+            first_step = time.perf_counter() - start
+    out = child.stdout.read()
+    child.wait()
+    if child.returncode != 0:
+        sys.exit(f"est failed:\n{''.join(lines)}{out}")
+    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    text = "".join(lines)
+    rate = float(re.search(r"\(([\d.]+) steps/s\)", out).group(1))
+    loss = float(re.search(r"loss ([-\d.e]+);", out).group(1))
+    read = re.search(r"read (\d+) rows from .* in ([\d.]+) s", text)
+    stall = re.search(r"paused the training thread for at most ([\d.]+) ms", text)
+    return {
+        "steps_per_sec": rate,
+        "loss": loss,
+        "first_step": first_step,
+        "read_s": float(read.group(2)) if read else None,
+        "stall_ms": float(stall.group(1)) if stall else None,
+        "rss_mb": rss_mb if rss_mb > before / 1024 else None,
+    }
+
+
+def run_torch(workload):
+    path = os.path.join(WORK, "workload.json")
+    with open(path, "w") as f:
+        json.dump(workload, f)
+    out = subprocess.run([PYTHON, os.path.join(ROOT, "bench/reference.py"), path], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"reference.py failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def pandas_read(csv):
+    code = ("import time, pandas as pd, torch, numpy as np; t=time.perf_counter(); f=pd.read_csv(%r); "
+            "x=torch.from_numpy(f.to_numpy(np.float32)); print(time.perf_counter()-t)") % csv
+    return float(subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+def peak_rss(args):
+    """Peak resident memory of one child, in MB."""
+    out = subprocess.run(["/usr/bin/time", "-f", "%M"] + args, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed:\n{out.stderr}")
+    return int(out.stderr.strip().splitlines()[-1]) / 1024
+
+
+def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    os.makedirs(WORK, exist_ok=True)
+    synth = synthetic_csv()
+    iris_csv = os.path.join(ROOT, "pipelines/data/iris_training.csv")
+    workloads = [
+        ("iris", iris_csv, "Species", ["SepalLength", "SepalWidth", "PetalLength", "PetalWidth"], [10, 10], 3, 100, 5000),
+        ("synthetic", synth, "label", [f"f{i}" for i in range(SYNTH_COLUMNS)], [256, 128], SYNTH_CLASSES, 256, 1000),
+    ]
+    rows = []
+    for name, csv, label, features, hidden, classes, batch, steps in workloads:
+        est_file = pipeline(name, csv, label, features, hidden, classes, batch, steps)
+        model_dir = os.path.join(WORK, f"models-{name}")
+        est_runs, torch_runs = [], []
+        for _ in range(rounds):
+            est_runs.append(run_est(est_file, model_dir))
+            workload = dict(csv=csv, label=label, hidden_units=hidden, n_classes=classes, batch_size=batch,
+                            steps=steps, learning_rate=0.05, seed=1, checkpoint=os.path.join(model_dir, "ckpt-0.safetensors"),
+                            save_to=os.path.join(WORK, "torch-save.pt"))
+            shutil.copy(os.path.join(model_dir, "ckpt-0.safetensors"), os.path.join(WORK, "init.safetensors"))
+            workload["checkpoint"] = os.path.join(WORK, "init.safetensors")
+            torch_runs.append(run_torch(workload))
+        med = lambda runs, key: statistics.median(r[key] for r in runs if r[key] is not None)
+        e, t = med(est_runs, "steps_per_sec"), med(torch_runs, "steps_per_sec")
+        loss_gap = max(abs(a["loss"] - b["loss"]) for a, b in zip(est_runs, torch_runs))
+        rows.append((name, e, t, loss_gap, est_runs, torch_runs))
+
+    print(f"Medians of {rounds} alternating runs; est {EST}, PyTorch {PYTHON}\n")
+    print("| workload | est steps/s | PyTorch eager steps/s | est / PyTorch | final loss, est − PyTorch |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, e, t, gap, _, _ in rows:
+        print(f"| {name} | {e:,.0f} | {t:,.0f} | {e / t:.2f}x | {gap:.1e} |")
+
+    synth_runs = rows[1][4]
+    ingest_est = statistics.median(r["read_s"] for r in synth_runs)
+    ingest_pandas = statistics.median(pandas_read(synth) for _ in range(rounds))
+    first = statistics.median(r["first_step"] for r in synth_runs)
+    stall = max(r["stall_ms"] for r in synth_runs)
+    torch_save = statistics.median(r["save_ms"] for r in rows[1][5])
+    iris_file = os.path.join(WORK, "iris.est")
+    for d in ("rss-base", "rss-synth"):
+        shutil.rmtree(os.path.join(WORK, d), ignore_errors=True)
+    baseline = statistics.median(peak_rss([EST, "train", iris_file, "--steps", "1", "--model-dir", os.path.join(WORK, "rss-base")]) for _ in range(rounds))
+    synth_file = os.path.join(WORK, "synthetic.est")
+    peak = statistics.median(peak_rss([EST, "train", synth_file, "--steps", "50", "--model-dir", os.path.join(WORK, "rss-synth")]) for _ in range(rounds))
+    dataset_mb = SYNTH_ROWS * (SYNTH_COLUMNS * 4 + 8) / 2**20
+    print()
+    print("| measure | est | reference | ratio or limit |")
+    print("| --- | --- | --- | --- |")
+    print(f"| CSV ingest, {os.path.getsize(synth) / 2**20:.0f} MB, {SYNTH_ROWS:,} × {SYNTH_COLUMNS} | {ingest_est * 1000:.0f} ms | pandas.read_csv + tensor: {ingest_pandas * 1000:.0f} ms | {ingest_pandas / ingest_est:.1f}x faster |")
+    print(f"| `est train` to the first step, synthetic | {first * 1000:.0f} ms | | limit 500 ms |")
+    print(f"| checkpoint stall of the training thread, synthetic | {stall:.2f} ms (worst) | torch.save, no fsync: {torch_save:.2f} ms | limit 1 ms |")
+    print(f"| peak RSS, synthetic | {peak:.0f} MB | libtorch baseline (iris, 1 step): {baseline:.0f} MB; dataset tensors {dataset_mb:.1f} MB | limit {baseline + 1.5 * dataset_mb:.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()
