@@ -140,6 +140,10 @@ def main():
             shutil.copy(os.path.join(model_dir, "ckpt-0.safetensors"), os.path.join(WORK, "init.safetensors"))
             workload["checkpoint"] = os.path.join(WORK, "init.safetensors")
             torch_runs.append(run_torch(workload))
+            if name == "iris":
+                # PyTorch with one thread too: est picks one for models this small.
+                one = run_torch(dict(workload, threads=1))
+                torch_runs[-1]["one_thread"] = one["steps_per_sec"]
         med = lambda runs, key: statistics.median(r[key] for r in runs if r[key] is not None)
         e, t = med(est_runs, "steps_per_sec"), med(torch_runs, "steps_per_sec")
         loss_gap = max(abs(a["loss"] - b["loss"]) for a, b in zip(est_runs, torch_runs))
@@ -150,6 +154,8 @@ def main():
     print("| --- | --- | --- | --- | --- |")
     for name, e, t, gap, _, _ in rows:
         print(f"| {name} | {e:,.0f} | {t:,.0f} | {e / t:.2f}x | {gap:.1e} |")
+    one = statistics.median(r["one_thread"] for r in rows[0][5])
+    print(f"| iris, PyTorch limited to one thread | {rows[0][1]:,.0f} | {one:,.0f} | {rows[0][1] / one:.2f}x | |")
 
     synth_runs = rows[1][4]
     ingest_est = statistics.median(r["read_s"] for r in synth_runs)

@@ -72,6 +72,8 @@ def batches(seed, rows, batch, steps):
 
 def main():
     w = json.load(open(sys.argv[1]))
+    if w.get("threads"):
+        torch.set_num_threads(w["threads"])
     frame = pd.read_csv(w["csv"])
     labels = torch.from_numpy(frame.pop(w["label"]).to_numpy(np.int64))
     features = torch.from_numpy(frame[sorted(frame.columns)].to_numpy(np.float32))

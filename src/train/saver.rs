@@ -1,25 +1,40 @@
 //! Checkpoint writes off the training thread: the training thread copies the tensors to the host
-//! and hands them over; encoding, hashing, writing, fsync and the manifest happen on a writer
-//! thread. The next save waits for the previous one, so at most one is in flight.
+//! and hands them over; encoding, hashing, writing, fsync and the manifest happen on one writer
+//! thread that lives as long as the run. The next save waits for the previous one, so at most
+//! one is in flight.
 
 use std::collections::BTreeMap;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use camino::Utf8PathBuf;
 
 use crate::checkpoint::{CheckpointError, Entry, HostTensor, Meta, Retention, Store};
 
+type Job = (Meta, BTreeMap<String, HostTensor>);
+
 pub struct Saver {
     dir: Utf8PathBuf,
-    retention: Retention,
-    /// The checkpoint this run restored from, which retention must keep.
-    protect: Option<String>,
-    pending: Option<JoinHandle<Result<Entry, CheckpointError>>>,
+    jobs: Option<SyncSender<Job>>,
+    results: Receiver<Result<Entry, CheckpointError>>,
+    in_flight: bool,
+    writer: Option<JoinHandle<()>>,
 }
 
 impl Saver {
+    /// `protect` is the checkpoint this run restored from, which retention must keep.
     pub fn new(dir: Utf8PathBuf, retention: Retention, protect: Option<String>) -> Saver {
-        Saver { dir, retention, protect, pending: None }
+        let (jobs, incoming) = sync_channel::<Job>(1);
+        let (done, results) = sync_channel(1);
+        let store = Store::new(&dir);
+        let writer = std::thread::spawn(move || {
+            for (meta, tensors) in incoming {
+                if done.send(store.save(&meta, &tensors, retention, protect.as_deref())).is_err() {
+                    break;
+                }
+            }
+        });
+        Saver { dir, jobs: Some(jobs), results, in_flight: false, writer: Some(writer) }
     }
 
     /// Starts writing a checkpoint; returns the previous save's entry once it has finished.
@@ -29,23 +44,27 @@ impl Saver {
         tensors: BTreeMap<String, HostTensor>,
     ) -> Result<Option<Entry>, CheckpointError> {
         let previous = self.wait()?;
-        let (dir, retention, protect) = (self.dir.clone(), self.retention, self.protect.clone());
-        self.pending =
-            Some(std::thread::spawn(move || Store::new(&dir).save(&meta, &tensors, retention, protect.as_deref())));
+        let stopped = || CheckpointError::Corrupt {
+            path: self.dir.clone(),
+            reason: "the checkpoint writer stopped unexpectedly".into(),
+        };
+        self.jobs.as_ref().ok_or_else(stopped)?.send((meta, tensors)).map_err(|_| stopped())?;
+        self.in_flight = true;
         Ok(previous)
     }
 
     /// Waits for the save in flight, if any.
     pub fn wait(&mut self) -> Result<Option<Entry>, CheckpointError> {
-        match self.pending.take() {
-            None => Ok(None),
-            Some(handle) => match handle.join() {
-                Ok(result) => result.map(Some),
-                Err(_) => Err(CheckpointError::Corrupt {
-                    path: self.dir.clone(),
-                    reason: "the checkpoint writer stopped unexpectedly".into(),
-                }),
-            },
+        if !self.in_flight {
+            return Ok(None);
+        }
+        self.in_flight = false;
+        match self.results.recv() {
+            Ok(result) => result.map(Some),
+            Err(_) => Err(CheckpointError::Corrupt {
+                path: self.dir.clone(),
+                reason: "the checkpoint writer stopped unexpectedly".into(),
+            }),
         }
     }
 }
@@ -54,5 +73,9 @@ impl Drop for Saver {
     fn drop(&mut self) {
         // An error path still lets the write in flight finish: it is complete or not there at all.
         let _ = self.wait();
+        self.jobs = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 }
