@@ -200,6 +200,12 @@ pub fn careful(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, 
     } else {
         Vec::new()
     };
+    if let Some(name) = header.iter().enumerate().find(|(i, n)| header[..*i].contains(n)).map(|(_, n)| n) {
+        return Err(DataError::Header {
+            path: path.to_owned(),
+            message: format!("column `{name}` appears twice in the header"),
+        });
+    }
     let names: Vec<String> = data.columns.clone().unwrap_or(header);
     if data.header && names.is_empty() {
         return Err(DataError::Empty { path: path.to_owned() });
@@ -329,7 +335,7 @@ pub fn careful(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, 
                                 _ => {
                                     return Err(at(
                                         *field,
-                                        format!("`{}` must be a number, found `{raw}`", names[*field]),
+                                        format!("`{}` must be a number, found `{}`", names[*field], shown(raw)),
                                     ))
                                 }
                             }
@@ -378,14 +384,19 @@ pub fn careful(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, 
                 match head {
                     HeadKind::Regression => match raw.parse::<f32>() {
                         Ok(v) if v.is_finite() => values.push(v),
-                        _ => return Err(at(lf, format!("the label `{}` must be a number, found `{raw}`", data.label))),
+                        _ => {
+                            return Err(at(
+                                lf,
+                                format!("the label `{}` must be a number, found `{}`", data.label, shown(raw)),
+                            ))
+                        }
                     },
                     _ => {
                         let class = match &class_names {
                             Some(map) => *map.get(raw).ok_or_else(|| {
                                 let hint = suggest(raw, map.keys().copied())
                                     .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
-                                at(lf, format!("label `{raw}` is not in `label_vocabulary`{hint}"))
+                                at(lf, format!("label `{}` is not in `label_vocabulary`{hint}", shown(raw)))
                             })?,
                             None => match raw.parse::<i64>() {
                                 Ok(c) if (0..n_classes).contains(&c) => c,
@@ -402,7 +413,8 @@ pub fn careful(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, 
                                     return Err(at(
                                         lf,
                                         format!(
-                                            "label `{raw}` is not a class id; give class names in `label_vocabulary`"
+                                            "label `{}` is not a class id; give class names in `label_vocabulary`",
+                                            shown(raw)
                                         ),
                                     ))
                                 }
@@ -599,6 +611,15 @@ impl Acc {
     }
 }
 
+/// A field as an error message quotes it: long ones cut short.
+fn shown(value: &str) -> String {
+    const LIMIT: usize = 40;
+    match value.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &value[..cut], value.len()),
+        None => value.to_string(),
+    }
+}
+
 fn category_id(value: &str, how: &CategoricalIds, vocabulary: &HashMap<&str, i64>) -> Result<i64, String> {
     match how {
         CategoricalIds::Vocabulary { oov_buckets, .. } => match vocabulary.get(value) {
@@ -607,13 +628,13 @@ fn category_id(value: &str, how: &CategoricalIds, vocabulary: &HashMap<&str, i64
             None => {
                 let hint = suggest(value, vocabulary.keys().copied())
                     .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
-                Err(format!("`{value}` is not in the vocabulary and there are no `oov_buckets`{hint}"))
+                Err(format!("`{}` is not in the vocabulary and there are no `oov_buckets`{hint}", shown(value)))
             }
         },
         CategoricalIds::Hash { hash_buckets } => Ok(hash::bucket(value, *hash_buckets)),
         CategoricalIds::Identity { identity } => match value.parse::<i64>() {
             Ok(id) if (0..*identity as i64).contains(&id) => Ok(id),
-            _ => Err(format!("`{value}` is not an id in 0..{}", identity - 1)),
+            _ => Err(format!("`{}` is not an id in 0..{}", shown(value), identity - 1)),
         },
     }
 }
