@@ -35,12 +35,14 @@ fn manifest(dir: &Path, model_dir: &str) -> String {
     std::fs::read_to_string(dir.join(model_dir).join("manifest.yaml")).unwrap()
 }
 
-/// Cuts the latest checkpoint right after its header: a run that read any tensor would fail on it.
-fn truncate_tensors(dir: &Path, model_dir: &str) {
+/// Overwrites the latest checkpoint's tensors, keeping its header and size: a run that read any
+/// tensor would find its checksum wrong and fall back to ckpt-0 with a warning.
+fn scramble_tensors(dir: &Path, model_dir: &str) {
     let path = dir.join(model_dir).join("ckpt-200.safetensors");
-    let bytes = std::fs::read(&path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
     let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize + 8;
-    std::fs::write(&path, &bytes[..header]).unwrap();
+    bytes[header..].fill(0xff);
+    std::fs::write(&path, &bytes).unwrap();
 }
 
 fn refused(dir: &Path, file: &str, args: &[&str]) -> String {
@@ -63,7 +65,7 @@ fn the_seeds_hidden_units_edit_is_refused_with_a_report() {
     let tmp = trained("iris.est");
     let dir = tmp.path();
     edit(dir, "iris.est", "hidden_units = [10, 10]", "hidden_units = [20, 20]");
-    truncate_tensors(dir, "models/iris");
+    scramble_tensors(dir, "models/iris");
     let report = refused(dir, "iris.est", &[]);
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[TIME]");

@@ -172,17 +172,35 @@ impl Store {
         Ok(Some(Manifest { format: 1, latest, started, checkpoints }))
     }
 
-    /// The latest checkpoint's manifest entry and metadata: the header only, no tensor.
+    /// The metadata of the checkpoint `load_latest` would start from, reading headers only: a
+    /// checkpoint whose size differs from the manifest's or whose header is unreadable is passed
+    /// over, as loading would. Errors only when none is readable.
     pub fn latest_meta(&self) -> Result<Option<(Entry, Meta)>, CheckpointError> {
         let Some(manifest) = self.manifest()? else {
             return Ok(None);
         };
-        let Some(entry) = latest_entry(&manifest) else {
+        let mut reasons = Vec::new();
+        for entry in newest_first(&manifest) {
+            let path = self.dir.join(&entry.file);
+            let size = std::fs::metadata(&path).map_err(io("read", &path)).map(|m| m.len());
+            let read = size.and_then(|size| {
+                if size != entry.size {
+                    return Err(CheckpointError::Corrupt {
+                        path: path.clone(),
+                        reason: format!("{size} bytes where the manifest records {}", entry.size),
+                    });
+                }
+                format::read_meta(&path).map_err(|e| CheckpointError::Corrupt { path, reason: e.to_string() })
+            });
+            match read {
+                Ok(meta) => return Ok(Some((entry.clone(), meta))),
+                Err(e) => reasons.push(e.to_string()),
+            }
+        }
+        if reasons.is_empty() {
             return Ok(None);
-        };
-        let path = self.dir.join(&entry.file);
-        let meta = format::read_meta(&path).map_err(|e| CheckpointError::Corrupt { path, reason: e.to_string() })?;
-        Ok(Some((entry.clone(), meta)))
+        }
+        Err(CheckpointError::NoneLoadable { dir: self.dir.clone(), reasons: reasons.join("; ") })
     }
 
     /// The newest checkpoint whose checksum holds, newest first; passed-over ones become warnings.
@@ -191,12 +209,7 @@ impl Store {
             return Ok(None);
         };
         let mut warnings = Vec::new();
-        let mut order: Vec<&Entry> = manifest.checkpoints.iter().collect();
-        order.sort_by_key(|e| std::cmp::Reverse(e.step));
-        if let Some(latest) = latest_entry(&manifest) {
-            order.retain(|e| e.step <= latest.step);
-        }
-        for entry in order {
+        for entry in newest_first(&manifest) {
             match self.load(entry) {
                 Ok((meta, tensors)) => return Ok(Some(Loaded { entry: entry.clone(), meta, tensors, warnings })),
                 Err(e) => warnings.push(format!("{e}; falling back to an older checkpoint")),
@@ -374,9 +387,14 @@ impl Store {
     }
 }
 
-fn latest_entry(manifest: &Manifest) -> Option<&Entry> {
-    match &manifest.latest {
+/// The manifest's checkpoints from its latest back, newest first.
+fn newest_first(manifest: &Manifest) -> Vec<&Entry> {
+    let latest = match &manifest.latest {
         Some(name) => manifest.checkpoints.iter().find(|e| &e.file == name),
         None => manifest.checkpoints.iter().max_by_key(|e| e.step),
-    }
+    };
+    let mut order: Vec<&Entry> =
+        manifest.checkpoints.iter().filter(|e| latest.is_none_or(|l| e.step <= l.step)).collect();
+    order.sort_by_key(|e| std::cmp::Reverse(e.step));
+    order
 }

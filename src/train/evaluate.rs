@@ -19,6 +19,9 @@ use crate::plan::{HeadKind, Plan};
 pub struct Metrics {
     pub global_step: u64,
     pub values: BTreeMap<String, f64>,
+    /// Damaged newer checkpoints passed over to reach the one evaluated, and skipped bad rows.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// Restores the latest checkpoint and evaluates it on `data` (default: the pipeline's eval file).
@@ -28,12 +31,13 @@ pub fn run(plan: &Plan, opts: &RunOptions, data_path: Option<&Utf8Path>) -> Resu
     let store = Store::new(&dir);
     super::configure_threads(plan);
     let device = super::device(plan)?;
-    let (session, _, _) =
+    let (session, _, mut warnings) =
         Session::restore(plan, &store, device, false)?.ok_or_else(|| TrainError::NoCheckpoint { dir: dir.clone() })?;
     let table = data::load(plan, path, Purpose::Labelled)?;
+    warnings.extend(super::skipped(&table, path));
     let inputs = Inputs::from_table(table, device, &session.model)?;
     let values = evaluate_model(&session.model, &inputs, plan.eval.batch_size, plan.eval.steps)?;
-    let metrics = Metrics { global_step: session.global_step, values };
+    let metrics = Metrics { global_step: session.global_step, values, warnings };
     let now = opts.clock.now();
     super::record(&store, &metrics, path, now)?;
     let mut events = crate::events::EventWriter::create(&dir.join(crate::checkpoint::EVAL_DIR), now)?;

@@ -56,8 +56,10 @@ pub enum TrainError {
     NoEvalData,
     #[error("device `{0}`: {1}")]
     Device(String, String),
-    #[error("the loss became {value} at step {step}; nothing after step {last_good} was saved")]
+    #[error("the loss was {value} at step {step}; training stopped, and nothing after the checkpoint of step {last_good} was saved")]
     NonFiniteLoss { step: u64, value: f64, last_good: u64 },
+    #[error("`{tensor}` holds {value} at step {step}; training stopped, and nothing after the checkpoint of step {last_good} was saved")]
+    NonFiniteState { step: u64, tensor: String, value: f32, last_good: u64 },
 }
 
 impl From<tch::TchError> for TrainError {
@@ -190,6 +192,15 @@ pub struct Session {
     pub data_order: DataOrder,
 }
 
+/// What `bad_rows = skip` left out of `path`, if anything.
+pub(crate) fn skipped(table: &Table, path: &Utf8Path) -> Option<String> {
+    (table.skipped > 0).then(|| {
+        let first = table.first_skipped.as_deref().unwrap_or("");
+        let rows = if table.skipped == 1 { "row" } else { "rows" };
+        format!("skipped {} bad {rows} of `{path}`; the first: {first}", table.skipped)
+    })
+}
+
 /// Checks the latest checkpoint's fingerprints against the plan, reading only its header.
 fn guard(plan: &Plan, store: &Store, check_optimizer: bool) -> Result<(), TrainError> {
     let Some((_, meta)) = store.latest_meta()? else {
@@ -305,6 +316,23 @@ impl Session {
         session.global_step = loaded.meta.global_step;
         session.data_order = loaded.meta.data_order;
         Ok(Some((session, loaded.entry, loaded.warnings)))
+    }
+
+    /// The tensors to save at `step`, unless one holds a NaN or an infinity: a finite loss
+    /// does not prove the update after it was finite.
+    fn saveable(&self, step: u64, last_good: u64) -> Result<BTreeMap<String, HostTensor>, TrainError> {
+        let tensors = self.host_tensors()?;
+        for (name, t) in &tensors {
+            if t.dtype != safetensors::Dtype::F32 {
+                continue;
+            }
+            let bad =
+                t.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).find(|v| !v.is_finite());
+            if let Some(value) = bad {
+                return Err(TrainError::NonFiniteState { step, tensor: name.clone(), value, last_good });
+            }
+        }
+        Ok(tensors)
     }
 
     /// Every tensor a checkpoint holds, copied to the host.
@@ -502,16 +530,17 @@ fn run_locked(
         plan.data.train,
         reading.elapsed().as_secs_f64()
     ));
-    if table.skipped > 0 {
-        progress.note(&format!(
-            "skipped {} bad rows of `{}`; the first: {}",
-            table.skipped,
-            plan.data.train,
-            table.first_skipped.as_deref().unwrap_or("")
-        ));
+    if let Some(note) = skipped(&table, &plan.data.train) {
+        progress.note(&note);
     }
     let eval_table = match (&plan.eval.every, &plan.data.eval) {
-        (Some(_), Some(path)) => Some((path, data::load(plan, path, Purpose::Labelled)?)),
+        (Some(_), Some(path)) => {
+            let table = data::load(plan, path, Purpose::Labelled)?;
+            if let Some(note) = skipped(&table, path) {
+                progress.note(&note);
+            }
+            Some((path, table))
+        }
         _ => None,
     };
     let (mut session, protect) = start(plan, &opts.start, store, device, &table, clock, progress)?;
@@ -565,6 +594,8 @@ fn run_locked(
         .collect();
     let all_leaves: Vec<&Tensor> = leaves.iter().flatten().collect();
 
+    // The last step's loss, unread until the final save checks it.
+    let mut unchecked: Option<(u64, Tensor)> = None;
     while session.global_step < to {
         if stop.load(Ordering::Relaxed) {
             interrupted = true;
@@ -632,8 +663,10 @@ fn run_locked(
                 return Err(TrainError::NonFiniteLoss { step, value, last_good: last_save_step.unwrap_or(from) });
             }
             last_loss = Some(value);
+            unchecked = None;
             Some(value)
         } else {
+            unchecked = Some((step, loss.shallow_clone()));
             None
         };
         progress.step(step, loss_value.filter(|_| log_now));
@@ -643,7 +676,14 @@ fn run_locked(
 
         if save_now {
             let pause = std::time::Instant::now();
-            let previous = saver.save(session.meta(plan, now), session.host_tensors()?)?;
+            let tensors = match session.saveable(step, last_save_step.unwrap_or(from)) {
+                Ok(t) => t,
+                Err(e) => {
+                    saver.wait()?;
+                    return Err(e);
+                }
+            };
+            let previous = saver.save(session.meta(plan, now), tensors)?;
             pauses.push(pause.elapsed().as_secs_f64() * 1000.0);
             if let Some(entry) = previous {
                 progress.saved(&entry);
@@ -655,7 +695,7 @@ fn run_locked(
         if let (Some(every), Some((path, eval))) = (&plan.eval.every, &eval_inputs) {
             if due(every, step, last_eval.0, now - last_eval.1) {
                 let values = evaluate::evaluate_model(&session.model, eval, plan.eval.batch_size, plan.eval.steps)?;
-                let metrics = Metrics { global_step: step, values };
+                let metrics = Metrics { global_step: step, values, warnings: Vec::new() };
                 record(store, &metrics, path, now)?;
                 if eval_events.is_none() {
                     eval_events = Some(EventWriter::create(&dir.join(checkpoint::EVAL_DIR), now)?);
@@ -668,8 +708,24 @@ fn run_locked(
             }
         }
     }
+    // An interrupted run ends between checks: its state is saved only if its loss is finite.
+    if let Some((step, loss)) = unchecked {
+        let value = loss.f_double_value(&[])?;
+        if !value.is_finite() {
+            saver.wait()?;
+            return Err(TrainError::NonFiniteLoss { step, value, last_good: last_save_step.unwrap_or(from) });
+        }
+        last_loss = Some(value);
+    }
     if last_save_step != Some(session.global_step) {
-        if let Some(entry) = saver.save(session.meta(plan, clock.now()), session.host_tensors()?)? {
+        let tensors = match session.saveable(session.global_step, last_save_step.unwrap_or(from)) {
+            Ok(t) => t,
+            Err(e) => {
+                saver.wait()?;
+                return Err(e);
+            }
+        };
+        if let Some(entry) = saver.save(session.meta(plan, clock.now()), tensors)? {
             progress.saved(&entry);
         }
     }

@@ -30,14 +30,18 @@ pub enum Prediction {
     },
 }
 
-/// Restores the latest checkpoint and predicts every row of `input`.
-pub fn run(plan: &Plan, opts: &RunOptions, input: &Utf8Path) -> Result<Vec<Prediction>, TrainError> {
+/// Restores the latest checkpoint and predicts every row of `input`; also returns warnings about
+/// damaged newer checkpoints passed over.
+pub fn run(plan: &Plan, opts: &RunOptions, input: &Utf8Path) -> Result<(Vec<Prediction>, Vec<String>), TrainError> {
     let dir = super::model_dir(plan, opts.model_dir.as_deref());
     let store = Store::new(&dir);
     super::configure_threads(plan);
     let device = super::device(plan)?;
-    let (session, _, _) = Session::restore(plan, &store, device, false)?.ok_or(TrainError::NoCheckpoint { dir })?;
+    let (session, _, mut warnings) =
+        Session::restore(plan, &store, device, false)?.ok_or(TrainError::NoCheckpoint { dir })?;
     let table = data::load(plan, input, Purpose::Unlabelled)?;
+    // Predictions come one per row read, so a skipped row shifts every one after it.
+    warnings.extend(super::skipped(&table, input).map(|n| format!("{n}; there is no prediction for them")));
     let rows = table.rows;
     let inputs = Inputs::from_table(table, device, &session.model)?;
     let (logits, _) = super::evaluate::logits(&session.model, &inputs, plan.eval.batch_size, None)?;
@@ -84,7 +88,7 @@ pub fn run(plan: &Plan, opts: &RunOptions, input: &Utf8Path) -> Result<Vec<Predi
             }
         });
     }
-    Ok(out)
+    Ok((out, warnings))
 }
 
 /// `jsonl`: one JSON object per line. `csv`: a header, then one row per prediction.

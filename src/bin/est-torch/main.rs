@@ -36,6 +36,12 @@ mod watch;
 use console::Console;
 
 fn main() {
+    // Past a file-size limit a write should fail with an error est can report, not kill the
+    // process halfway through a save.
+    // SAFETY: setting a signal's disposition to "ignore" before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     std::process::exit(run());
 }
 
@@ -84,6 +90,10 @@ fn load_plan(
 fn fail(e: &TrainError) -> i32 {
     eprintln!("error: {e}");
     match e {
+        TrainError::NonFiniteLoss { .. } | TrainError::NonFiniteState { .. } => {
+            eprintln!("help: lower the learning rate, or clip gradients with `clip_norm = 1.0` in the optimizer block");
+            exit::FAILED
+        }
         TrainError::IncompatibleModel { .. } | TrainError::IncompatibleOptimizer { .. } => {
             eprintln!("help: train into another folder with --model-dir, or move the old checkpoints away");
             exit::INCOMPATIBLE
@@ -163,6 +173,9 @@ fn evaluate_command(args: &EvaluateArgs, color: bool) -> i32 {
     let opts = RunOptions { model_dir: args.model_dir.clone(), ..RunOptions::default() };
     match train::evaluate::run(&plan, &opts, args.data.as_deref()) {
         Ok(metrics) => {
+            for w in &metrics.warnings {
+                eprintln!("warning: {w}");
+            }
             if args.json {
                 let mut object = serde_json::Map::new();
                 for (k, v) in &metrics.values {
@@ -198,7 +211,12 @@ fn predict_command(args: &PredictArgs, color: bool) -> i32 {
     };
     let opts = RunOptions { model_dir: args.model_dir.clone(), ..RunOptions::default() };
     let predictions = match train::predict::run(&plan, &opts, &input) {
-        Ok(p) => p,
+        Ok((predictions, warnings)) => {
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            predictions
+        }
         Err(e) => return fail(&e),
     };
     let csv = args.format == PredictFormat::Csv;
