@@ -13,6 +13,8 @@ mod guard;
 #[cfg(feature = "torch")]
 mod optimizers;
 #[cfg(feature = "torch")]
+mod reliability;
+#[cfg(feature = "torch")]
 mod store;
 #[cfg(feature = "torch")]
 mod training;
