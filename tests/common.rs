@@ -38,3 +38,21 @@ fn regex_escape(text: &str) -> String {
         })
         .collect()
 }
+
+/// A temp folder holding `pipelines/<pipeline>`, with each `(old, new)` edit made (each `old`
+/// must be there), and a copy of pipelines/data/.
+pub fn project(pipeline: &str, edits: &[(&str, &str)]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for f in std::fs::read_dir(root().join("pipelines/data")).unwrap().flatten() {
+        std::fs::copy(f.path(), data.join(f.file_name())).unwrap();
+    }
+    let mut text = read(&format!("pipelines/{pipeline}"));
+    for (old, new) in edits {
+        assert!(text.contains(old), "`{old}` is not in pipelines/{pipeline}");
+        text = text.replace(old, new);
+    }
+    std::fs::write(tmp.path().join(pipeline), text).unwrap();
+    tmp
+}

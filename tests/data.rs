@@ -6,17 +6,7 @@ use crate::common::compile_text;
 
 /// Writes `csv` beside a pipeline over it and loads it.
 fn load(csv: &[u8], features: &str, extra: &str) -> Result<data::Table, data::DataError> {
-    let tmp = tempfile::tempdir().unwrap();
-    let csv_path = tmp.path().join("d.csv");
-    std::fs::write(&csv_path, csv).unwrap();
-    let text = format!(
-        "pipeline p {{\n  data {{ train = \"{}\", label = y {extra} }}\n  features {{ {features} }}\n  model linear_classifier {{ n_classes = 3 }}\n}}\n",
-        csv_path.display()
-    );
-    let est_path = tmp.path().join("p.est");
-    std::fs::write(&est_path, &text).unwrap();
-    let compiled = compile_text(est_path.to_str().unwrap(), &text).unwrap_or_else(|d| panic!("{d:?}"));
-    data::load(&compiled.plan, &compiled.plan.data.train, Purpose::Labelled)
+    load_with(csv, features, extra, |plan, path| data::load(plan, path, Purpose::Labelled))
 }
 
 fn classes(table: &data::Table) -> Vec<i64> {
@@ -163,12 +153,8 @@ fn the_fast_reader_matches_on_the_shipped_data() {
     }
 }
 
-fn load_with(
-    csv: &[u8],
-    features: &str,
-    extra: &str,
-    read: impl Fn(&est::plan::Plan, &camino::Utf8Path) -> Option<data::Table>,
-) -> Option<data::Table> {
+/// Writes `csv` beside a pipeline over it and reads it with `read`.
+fn load_with<T>(csv: &[u8], features: &str, extra: &str, read: impl Fn(&est::plan::Plan, &camino::Utf8Path) -> T) -> T {
     let tmp = tempfile::tempdir().unwrap();
     let csv_path = tmp.path().join("d.csv");
     std::fs::write(&csv_path, csv).unwrap();

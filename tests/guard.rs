@@ -4,23 +4,16 @@
 
 use std::path::Path;
 
-use crate::common::root;
+use crate::common::{project, root};
 use crate::training::{est, ok, text};
 
 /// A temp folder with the shipped pipelines and their data, trained once (200 steps).
 fn trained(pipeline: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::create_dir(dir.join("data")).unwrap();
-    for f in std::fs::read_dir(root().join("pipelines/data")).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), dir.join("data").join(f.file_name())).unwrap();
-    }
-    let text = std::fs::read_to_string(root().join("pipelines").join(pipeline))
-        .unwrap()
-        .replace("steps      = 1000", "steps      = 200");
-    std::fs::write(dir.join(pipeline), text).unwrap();
-    ok(&est(dir, &["train", pipeline]));
+    // iris trains 200 steps as shipped; penguins is cut to as many.
+    let edits: &[(&str, &str)] =
+        if pipeline == "penguins.est" { &[("steps      = 1000", "steps      = 200")] } else { &[] };
+    let tmp = project(pipeline, edits);
+    ok(&est(tmp.path(), &["train", pipeline]));
     tmp
 }
 

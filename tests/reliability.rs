@@ -10,20 +10,11 @@ use std::time::Duration;
 
 use camino::Utf8Path;
 
-use crate::common::root;
+use crate::common::project;
 use crate::training::{est, ok, text};
 
 fn iris_dir(checkpoint: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(tmp.path().join("data")).unwrap();
-    for name in ["iris_training.csv", "iris_test.csv"] {
-        std::fs::copy(root().join("pipelines/data").join(name), tmp.path().join("data").join(name)).unwrap();
-    }
-    let text = std::fs::read_to_string(root().join("pipelines/iris.est"))
-        .unwrap()
-        .replace("save_every = 20m\n    keep_max   = 10", checkpoint);
-    std::fs::write(tmp.path().join("iris.est"), text).unwrap();
-    tmp
+    project("iris.est", &[("save_every = 20m\n    keep_max   = 10", checkpoint)])
 }
 
 fn latest(dir: &Path) -> est::checkpoint::Loaded {

@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::root;
+use crate::common::project;
 
 struct Watch {
     child: Option<Child>,
@@ -24,15 +24,7 @@ impl Watch {
     }
 
     fn start_with(flags: &[&str]) -> Watch {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("data")).unwrap();
-        for name in ["iris_training.csv", "iris_test.csv"] {
-            std::fs::copy(root().join("pipelines/data").join(name), dir.path().join("data").join(name)).unwrap();
-        }
-        let text = std::fs::read_to_string(root().join("pipelines/iris.est"))
-            .unwrap()
-            .replace("steps      = 200", "steps      = 100000000");
-        std::fs::write(dir.path().join("iris.est"), text).unwrap();
+        let dir = project("iris.est", &[("steps      = 200", "steps      = 100000000")]);
         let mut child = Command::new(env!("CARGO_BIN_EXE_est"))
             .args(["watch", "iris.est"])
             .args(flags)
