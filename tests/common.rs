@@ -41,6 +41,7 @@ fn regex_escape(text: &str) -> String {
 
 /// A temp folder holding `pipelines/<pipeline>`, with each `(old, new)` edit made (each `old`
 /// must be there), and a copy of pipelines/data/.
+#[cfg(feature = "torch")]
 pub fn project(pipeline: &str, edits: &[(&str, &str)]) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");

@@ -185,11 +185,9 @@ fn read_columns(
         unreadable(ctx, "the file is empty: no header row".into());
         return None;
     }
-    for (i, name) in names.iter().enumerate() {
-        if names[..i].contains(name) {
-            unreadable(ctx, format!("column `{name}` appears twice in the header"));
-            return None;
-        }
+    if let Some(name) = crate::data::repeated(&names) {
+        unreadable(ctx, format!("column `{name}` appears twice in the header"));
+        return None;
     }
     Some(names)
 }

@@ -181,18 +181,7 @@ impl Store {
         };
         let mut reasons = Vec::new();
         for entry in newest_first(&manifest) {
-            let path = self.dir.join(&entry.file);
-            let size = std::fs::metadata(&path).map_err(io("read", &path)).map(|m| m.len());
-            let read = size.and_then(|size| {
-                if size != entry.size {
-                    return Err(CheckpointError::Corrupt {
-                        path: path.clone(),
-                        reason: format!("{size} bytes where the manifest records {}", entry.size),
-                    });
-                }
-                format::read_meta(&path).map_err(|e| CheckpointError::Corrupt { path, reason: e.to_string() })
-            });
-            match read {
+            match self.header(entry) {
                 Ok(meta) => return Ok(Some((entry.clone(), meta))),
                 Err(e) => reasons.push(e.to_string()),
             }
@@ -201,6 +190,17 @@ impl Store {
             return Ok(None);
         }
         Err(CheckpointError::NoneLoadable { dir: self.dir.clone(), reasons: reasons.join("; ") })
+    }
+
+    /// One checkpoint's metadata, if its size is the manifest's and its header reads.
+    fn header(&self, entry: &Entry) -> Result<Meta, CheckpointError> {
+        let path = self.dir.join(&entry.file);
+        let size = std::fs::metadata(&path).map_err(io("read", &path))?.len();
+        if size != entry.size {
+            let reason = format!("{size} bytes where the manifest records {}", entry.size);
+            return Err(CheckpointError::Corrupt { path, reason });
+        }
+        format::read_meta(&path).map_err(|e| CheckpointError::Corrupt { path, reason: e.to_string() })
     }
 
     /// The newest checkpoint whose checksum holds, newest first; passed-over ones become warnings.

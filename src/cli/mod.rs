@@ -108,15 +108,23 @@ pub fn use_color(choice: Color) -> bool {
     }
 }
 
+/// The command line, or the exit code once clap has printed help, the version or a usage error.
+pub fn parse<C: clap::Parser>() -> Result<C, i32> {
+    C::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            exit::USAGE
+        } else {
+            exit::OK
+        }
+    })
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match parse::<Cli>() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     let color = use_color(cli.color);
     match cli.command {

@@ -46,7 +46,7 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Option<Table> {
         let header: Vec<String> =
             line.split(|&b| b == delimiter).map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();
         // A repeated name is an error the careful reader reports.
-        if header.iter().enumerate().any(|(i, n)| header[..i].contains(n)) {
+        if super::repeated(&header).is_some() {
             return None;
         }
         (data.columns.clone().unwrap_or(header), end + 1)

@@ -200,7 +200,7 @@ pub fn careful(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, 
     } else {
         Vec::new()
     };
-    if let Some(name) = header.iter().enumerate().find(|(i, n)| header[..*i].contains(n)).map(|(_, n)| n) {
+    if let Some(name) = repeated(&header) {
         return Err(DataError::Header {
             path: path.to_owned(),
             message: format!("column `{name}` appears twice in the header"),
@@ -609,6 +609,11 @@ impl Acc {
         let std = (self.sum_sq / self.count as f64 - mean * mean).max(0.0).sqrt();
         Stats { count: self.count, mean, std, min: self.min, max: self.max }
     }
+}
+
+/// The first name a header repeats, if any.
+pub fn repeated(names: &[String]) -> Option<&str> {
+    names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)).map(|(_, n)| n.as_str())
 }
 
 /// A field as an error message quotes it: long ones cut short.

@@ -662,7 +662,6 @@ fn run_locked(
         let loss_value = if log_now || save_now || summarize {
             let value = loss.f_double_value(&[])?;
             if !value.is_finite() {
-                saver.wait()?;
                 return Err(TrainError::NonFiniteLoss { step, value, last_good: last_save_step.unwrap_or(from) });
             }
             last_loss = Some(value);
@@ -679,13 +678,7 @@ fn run_locked(
 
         if save_now {
             let pause = std::time::Instant::now();
-            let tensors = match session.saveable(step, last_save_step.unwrap_or(from)) {
-                Ok(t) => t,
-                Err(e) => {
-                    saver.wait()?;
-                    return Err(e);
-                }
-            };
+            let tensors = session.saveable(step, last_save_step.unwrap_or(from))?;
             let previous = saver.save(session.meta(plan, now), tensors)?;
             pauses.push(pause.elapsed().as_secs_f64() * 1000.0);
             if let Some(entry) = previous {
@@ -715,19 +708,12 @@ fn run_locked(
     if let Some((step, loss)) = unchecked {
         let value = loss.f_double_value(&[])?;
         if !value.is_finite() {
-            saver.wait()?;
             return Err(TrainError::NonFiniteLoss { step, value, last_good: last_save_step.unwrap_or(from) });
         }
         last_loss = Some(value);
     }
     if last_save_step != Some(session.global_step) {
-        let tensors = match session.saveable(session.global_step, last_save_step.unwrap_or(from)) {
-            Ok(t) => t,
-            Err(e) => {
-                saver.wait()?;
-                return Err(e);
-            }
-        };
+        let tensors = session.saveable(session.global_step, last_save_step.unwrap_or(from))?;
         if let Some(entry) = saver.save(session.meta(plan, clock.now()), tensors)? {
             progress.saved(&entry);
         }

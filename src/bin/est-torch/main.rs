@@ -56,13 +56,9 @@ fn run() -> i32 {
         let first = message.lines().next().unwrap_or(message);
         eprintln!("error: internal error in est: {first}\nThis is a bug in est; please report it with the .est file.");
     }));
-    let cli = match Cli::try_parse() {
+    let cli = match est::cli::parse::<Cli>() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     let color = est::cli::use_color(cli.color);
     match cli.command {
