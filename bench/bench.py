@@ -3,8 +3,10 @@ checkpoint and memory figures. Runs alternate (est, PyTorch, est, ...); the tabl
 and ratios.
 
 Usage: bench/run [ROUNDS]   (builds est in release mode first)
+       bench.py --device cuda [--steps N] [ROUNDS]   (the synthetic workload only, on a GPU)
 """
 
+import argparse
 import json
 import os
 import re
@@ -17,7 +19,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EST = os.path.join(ROOT, "target/release/est")
+EST = os.environ.get("EST_BIN", os.path.join(ROOT, "target/release/est"))
 PYTHON = os.environ.get("EST_PYTHON", sys.executable)
 WORK = os.path.join(ROOT, "target/bench")
 
@@ -25,32 +27,33 @@ SYNTH_ROWS, SYNTH_COLUMNS, SYNTH_CLASSES = 200_000, 32, 8
 
 
 def synthetic_csv():
-    """200k rows of 32 floats and a class in 0..8, the same bytes every time (61 MB)."""
+    """200k rows of 32 floats and a class in 0..8, the same bytes every time (64 MB). Made with
+    torch alone, which every machine that runs the benchmark has."""
     path = os.path.join(WORK, "synthetic.csv")
     if os.path.exists(path):
         return path
-    import numpy as np
+    import torch
 
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((SYNTH_ROWS, SYNTH_COLUMNS)).astype(np.float32)
-    w = rng.standard_normal((SYNTH_COLUMNS, SYNTH_CLASSES)).astype(np.float32)
-    y = np.argmax(x @ w + 0.5 * rng.standard_normal((SYNTH_ROWS, SYNTH_CLASSES)), axis=1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(SYNTH_ROWS, SYNTH_COLUMNS, generator=g)
+    w = torch.randn(SYNTH_COLUMNS, SYNTH_CLASSES, generator=g)
+    y = (x @ w + 0.5 * torch.randn(SYNTH_ROWS, SYNTH_CLASSES, generator=g)).argmax(1)
     header = ",".join([f"f{i}" for i in range(SYNTH_COLUMNS)] + ["label"])
     with open(path + ".tmp", "w") as f:
         f.write(header + "\n")
-        for row, label in zip(x, y):
+        for row, label in zip(x.tolist(), y.tolist()):
             f.write(",".join(f"{v:.7f}" for v in row) + f",{label}\n")
     os.replace(path + ".tmp", path)
     return path
 
 
-def pipeline(name, csv, label, features, hidden, classes, batch, steps):
+def pipeline(name, csv, label, features, hidden, classes, batch, steps, device="auto"):
     text = f"""pipeline {name} {{
   data {{ train = "{csv}", label = {label} }}
   features {{ {", ".join("numeric " + f for f in features)} }}
   model dnn_classifier {{ hidden_units = {hidden}, n_classes = {classes} }}
   optimizer adagrad {{ learning_rate = 0.05 }}
-  train {{ batch_size = {batch}, steps = {steps}, seed = 1 }}
+  train {{ batch_size = {batch}, steps = {steps}, seed = 1, device = {device} }}
   checkpoint {{ save_every = 100 steps, keep_max = 1000 }}
   summaries {{ every = 1000000, log_every = 1000000 }}
 }}
@@ -118,27 +121,19 @@ def peak_rss(args):
     return int(out.stderr.strip().splitlines()[-1]) / 1024
 
 
-def main():
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    os.makedirs(WORK, exist_ok=True)
-    synth = synthetic_csv()
-    iris_csv = os.path.join(ROOT, "pipelines/data/iris_training.csv")
-    workloads = [
-        ("iris", iris_csv, "Species", ["SepalLength", "SepalWidth", "PetalLength", "PetalWidth"], [10, 10], 3, 100, 5000),
-        ("synthetic", synth, "label", [f"f{i}" for i in range(SYNTH_COLUMNS)], [256, 128], SYNTH_CLASSES, 256, 1000),
-    ]
+def compare(workloads, rounds, device):
+    """Alternating est and PyTorch runs of each workload: (name, est, PyTorch, loss gap, runs)."""
     rows = []
     for name, csv, label, features, hidden, classes, batch, steps in workloads:
-        est_file = pipeline(name, csv, label, features, hidden, classes, batch, steps)
+        est_file = pipeline(name, csv, label, features, hidden, classes, batch, steps, device)
         model_dir = os.path.join(WORK, f"models-{name}")
         est_runs, torch_runs = [], []
         for _ in range(rounds):
             est_runs.append(run_est(est_file, model_dir))
-            workload = dict(csv=csv, label=label, hidden_units=hidden, n_classes=classes, batch_size=batch,
-                            steps=steps, learning_rate=0.05, seed=1, checkpoint=os.path.join(model_dir, "ckpt-0.safetensors"),
-                            save_to=os.path.join(WORK, "torch-save.pt"))
             shutil.copy(os.path.join(model_dir, "ckpt-0.safetensors"), os.path.join(WORK, "init.safetensors"))
-            workload["checkpoint"] = os.path.join(WORK, "init.safetensors")
+            workload = dict(csv=csv, label=label, hidden_units=hidden, n_classes=classes, batch_size=batch,
+                            steps=steps, learning_rate=0.05, seed=1, checkpoint=os.path.join(WORK, "init.safetensors"),
+                            save_to=os.path.join(WORK, "torch-save.pt"), device=device)
             torch_runs.append(run_torch(workload))
             if name == "iris":
                 # PyTorch with one thread too: est picks one for models this small.
@@ -149,11 +144,31 @@ def main():
         loss_gap = max(abs(a["loss"] - b["loss"]) for a, b in zip(est_runs, torch_runs))
         rows.append((name, e, t, loss_gap, est_runs, torch_runs))
 
-    print(f"Medians of {rounds} alternating runs; est {EST}, PyTorch {PYTHON}\n")
+    print(f"Medians of {rounds} alternating runs; est {EST}, PyTorch {PYTHON}, device {torch_runs[-1]['device']}\n")
     print("| workload | est steps/s | PyTorch eager steps/s | est / PyTorch | final loss, est − PyTorch |")
     print("| --- | --- | --- | --- | --- |")
     for name, e, t, gap, _, _ in rows:
         print(f"| {name} | {e:,.0f} | {t:,.0f} | {e / t:.2f}x | {gap:.1e} |")
+    return rows
+
+
+def main():
+    args = argparse.ArgumentParser(description="est against PyTorch eager, side by side")
+    args.add_argument("rounds", nargs="?", type=int, default=3)
+    args.add_argument("--device", default="cpu", help="cpu (every workload and measure) or cuda (synthetic only)")
+    args.add_argument("--steps", type=int, help="steps of the synthetic workload (1,000 on the CPU, 5,000 on CUDA)")
+    args = args.parse_args()
+    rounds = args.rounds
+    os.makedirs(WORK, exist_ok=True)
+    synth = synthetic_csv()
+    iris_csv = os.path.join(ROOT, "pipelines/data/iris_training.csv")
+    synth_steps = args.steps or (1000 if args.device == "cpu" else 5000)
+    synthetic = ("synthetic", synth, "label", [f"f{i}" for i in range(SYNTH_COLUMNS)], [256, 128], SYNTH_CLASSES, 256, synth_steps)
+    if args.device != "cpu":
+        compare([synthetic], rounds, args.device)
+        return
+    iris = ("iris", iris_csv, "Species", ["SepalLength", "SepalWidth", "PetalLength", "PetalWidth"], [10, 10], 3, 100, 5000)
+    rows = compare([iris, synthetic], rounds, args.device)
     one = statistics.median(r["one_thread"] for r in rows[0][5])
     print(f"| iris, PyTorch limited to one thread | {rows[0][1]:,.0f} | {one:,.0f} | {rows[0][1] / one:.2f}x | |")
 

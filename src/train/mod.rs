@@ -564,6 +564,13 @@ fn run_locked(
     let mut last_summary: Option<(u64, f64)> = None;
     let (steps, row_budget) = plan_steps(plan, opts, from, rows as u64);
     let to = from + steps;
+    progress.note(&match device {
+        Device::Cuda(i) => format!("training on cuda:{i}"),
+        _ => {
+            let n = tch::get_num_threads();
+            format!("training on the cpu, {n} {}", if n == 1 { "thread" } else { "threads" })
+        }
+    });
     progress.started(from, to);
     let started = std::time::Instant::now();
 
