@@ -133,6 +133,50 @@ fn the_fast_reader_equals_the_careful_one() {
     }
 }
 
+/// A file of several megabytes: lines cut by the reader's 1 MiB blocks and by its per-core
+/// pieces, numbers of every shape, missing markers, CRLF and no final newline all read the same
+/// both ways.
+#[test]
+fn the_fast_reader_equals_the_careful_one_on_a_large_file() {
+    let mut rng = est::rng::Rng::new(11);
+    for (newline, last) in [("\n", "\n"), ("\r\n", "")] {
+        let mut csv = format!("a,b,c,y{newline}");
+        for row in 0..220_000u64 {
+            let x = rng.normal() * 10f64.powi(rng.below(7) as i32 - 3);
+            let a = match row % 7 {
+                0 => format!("{x:e}"),
+                1 => format!("{:.0}", x * 100.0),
+                2 => "NA".to_string(),
+                3 => format!("{x:.12}"),
+                _ => format!("{x:.7}"),
+            };
+            let c = ["p", "q", "NA"][rng.below(3) as usize];
+            csv.push_str(&format!("{a},{:.3},{c},{}", rng.normal(), rng.below(3)));
+            csv.push_str(if row == 219_999 { last } else { newline });
+        }
+        let features =
+            "numeric a { default = 0.5 }, numeric b, categorical c { vocabulary = [\"p\", \"q\"], oov_buckets = 1 }";
+        let extra = ", missing = \"NA\"";
+        let careful = load_with(csv.as_bytes(), features, extra, |plan, path| {
+            est::data::careful(plan, path, Purpose::Labelled).unwrap()
+        });
+        let fast = load_with(csv.as_bytes(), features, extra, |plan, path| {
+            est::data::fast::load(plan, path, Purpose::Labelled).expect("a clean file takes the fast way")
+        });
+        assert!(csv.len() > 4 << 20, "{} bytes", csv.len());
+        assert_eq!((fast.rows, careful.rows), (220_000, 220_000));
+        assert_eq!(
+            fast.numeric.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            careful.numeric.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        for (a, b) in fast.numeric.columns.iter().zip(&careful.numeric.columns) {
+            assert_eq!((&a.name, a.offset, a.stats), (&b.name, b.offset, b.stats));
+        }
+        assert_eq!(fast.ids["c"].ids, careful.ids["c"].ids);
+        assert_eq!(classes(&fast), classes(&careful));
+    }
+}
+
 #[test]
 fn the_fast_reader_matches_on_the_shipped_data() {
     for (pipeline, data) in [

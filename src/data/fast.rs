@@ -14,6 +14,8 @@ use super::{finish_stats, IdColumn, Labels, NumericBlock, NumericColumn, Purpose
 use crate::plan::{CategoricalIds, FeatureKind, HeadKind, Plan};
 
 const BLOCK: usize = 1 << 20;
+/// Bytes after a block that a 16-byte load at its last field may touch.
+const PAD: usize = 32;
 
 /// How one needed field is read.
 enum Field<'p> {
@@ -23,10 +25,24 @@ enum Field<'p> {
     Value,
 }
 
-/// What one piece of the file produced.
-#[derive(Default)]
+/// What one piece of the file produced: its rows, laid out as the table's.
 struct Piece {
+    rows: usize,
+    block: Vec<f32>,
+    ids: Vec<i64>,
+    classes: Vec<i64>,
+    values: Vec<f32>,
+    /// Per numeric column, the rows (counted in this piece) that held a missing marker.
     missing: Vec<Vec<usize>>,
+    shape: Shape,
+}
+
+/// How many values of each kind a row holds.
+#[derive(Clone, Copy)]
+struct Shape {
+    width: usize,
+    categorical: usize,
+    labelled: bool,
 }
 
 pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Option<Table> {
@@ -104,7 +120,7 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Option<Table> {
     let missing: Vec<&[u8]> = data.missing.iter().map(|m| m.as_bytes()).collect();
 
     // One piece per core, cut at line starts.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let threads = super::cores().clamp(1, 8);
     let mut cuts = vec![body_start];
     for t in 1..threads {
         let guess = body_start + (size - body_start) * t / threads;
@@ -117,51 +133,43 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Option<Table> {
     }
     cuts.push(size);
 
-    // First pass: lines per piece, so each piece knows which rows it writes.
-    let counts: Vec<usize> = std::thread::scope(|scope| {
-        let handles: Vec<_> = cuts.windows(2).map(|w| scope.spawn(|| count_lines(&file, w[0], w[1]))).collect();
-        handles.into_iter().map(|h| h.join().ok().flatten()).collect::<Option<Vec<_>>>()
-    })?;
-    let rows: usize = counts.iter().sum();
-    if rows == 0 {
-        return None;
-    }
-
-    let mut block = vec![0f32; rows * width];
-    let mut ids = vec![0i64; rows * categorical.len()];
-    let mut classes = vec![0i64; if purpose == Purpose::Labelled { rows } else { 0 }];
-    let mut values = vec![0f32; if purpose == Purpose::Labelled { rows } else { 0 }];
+    // One pass per piece, each into its own columns; the pieces are joined in order after.
+    let labelled = purpose == Purpose::Labelled;
+    let shape = Shape { width, categorical: categorical.len(), labelled };
+    let estimate = estimate_rows(&head[body_start.min(head.len())..], size - body_start, threads);
     let pieces: Vec<Piece> = {
-        let mut block_parts = split_rows(&mut block, &counts, width);
-        let mut id_parts = split_rows(&mut ids, &counts, categorical.len());
-        let labelled = usize::from(purpose == Purpose::Labelled);
-        let mut class_parts = split_rows(&mut classes, &counts, labelled);
-        let mut value_parts = split_rows(&mut values, &counts, labelled);
         let (fields, missing, file, names) = (&fields, &missing, &file, names.len());
         std::thread::scope(|scope| {
-            let mut handles = Vec::new();
-            for (p, w) in cuts.windows(2).enumerate() {
-                let out = Out {
-                    rows: counts[p],
-                    block: block_parts.remove(0),
-                    ids: id_parts.remove(0),
-                    classes: class_parts.remove(0),
-                    values: value_parts.remove(0),
-                    width,
-                    categorical: categorical.len(),
-                    first_row: counts[..p].iter().sum(),
-                };
-                let (start, end) = (w[0], w[1]);
-                handles.push(scope.spawn(move || parse(file, start, end, delimiter, names, fields, missing, out)));
-            }
+            let handles: Vec<_> = cuts
+                .windows(2)
+                .map(|w| {
+                    let (start, end) = (w[0], w[1]);
+                    scope.spawn(move || parse(file, start, end, delimiter, names, fields, missing, shape, estimate))
+                })
+                .collect();
             handles.into_iter().map(|h| h.join().ok().flatten()).collect::<Option<Vec<_>>>()
         })?
     };
-    let mut missing_rows = vec![Vec::new(); width];
+    let rows: usize = pieces.iter().map(|p| p.rows).sum();
+    if rows == 0 {
+        return None;
+    }
+    let mut pieces = pieces.into_iter();
+    let first = pieces.next()?;
+    let mut first_row = first.rows;
+    let (mut block, mut ids, mut classes, mut values) = (first.block, first.ids, first.classes, first.values);
+    let mut missing_rows = first.missing;
+    // Growing the first piece's buffers remaps their pages rather than copying them.
+    block.reserve_exact(rows * width - block.len());
     for piece in pieces {
-        for (c, rows) in piece.missing.into_iter().enumerate() {
-            missing_rows[c].extend(rows);
+        block.extend_from_slice(&piece.block);
+        ids.extend_from_slice(&piece.ids);
+        classes.extend_from_slice(&piece.classes);
+        values.extend_from_slice(&piece.values);
+        for (c, local) in piece.missing.into_iter().enumerate() {
+            missing_rows[c].extend(local.into_iter().map(|r| r + first_row));
         }
+        first_row += piece.rows;
     }
     let mut numeric = NumericBlock { values: block, width, columns };
     finish_stats(&mut numeric, &missing_rows);
@@ -177,30 +185,6 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Option<Table> {
         _ => Some(Labels::Classes(classes)),
     };
     Some(table)
-}
-
-/// Cuts a row-major buffer into the rows of each piece.
-fn split_rows<'a, T>(buffer: &'a mut [T], counts: &[usize], width: usize) -> Vec<&'a mut [T]> {
-    let mut out = Vec::with_capacity(counts.len());
-    let mut rest = buffer;
-    for &n in counts {
-        let (head, tail) = rest.split_at_mut(n * width);
-        out.push(head);
-        rest = tail;
-    }
-    out
-}
-
-struct Out<'a> {
-    /// Rows this piece owns.
-    rows: usize,
-    block: &'a mut [f32],
-    ids: &'a mut [i64],
-    classes: &'a mut [i64],
-    values: &'a mut [f32],
-    width: usize,
-    categorical: usize,
-    first_row: usize,
 }
 
 fn memchr(byte: u8, haystack: &[u8]) -> Option<usize> {
@@ -229,39 +213,16 @@ fn trim(mut field: &[u8]) -> &[u8] {
     field
 }
 
-/// Lines in `start..end`; `None` if the piece holds a quote or an empty line.
-fn count_lines(file: &File, start: usize, end: usize) -> Option<usize> {
-    let mut buffer = vec![0u8; BLOCK];
-    let mut lines = 0;
-    let mut at = start;
-    // Where the current line started, counted from `start`: an empty line is a newline there.
-    let mut line_start = 0usize;
-    while at < end {
-        let n = BLOCK.min(end - at);
-        file.read_exact_at(&mut buffer[..n], at as u64).ok()?;
-        let chunk = &buffer[..n];
-        if memchr::memchr(b'"', chunk).is_some() {
-            return None;
-        }
-        let base = at - start;
-        for i in memchr::memchr_iter(b'\n', chunk) {
-            let end_of_line = base + i;
-            let empty = end_of_line == line_start
-                || (end_of_line == line_start + 1 && chunk.get(i.wrapping_sub(1)) == Some(&b'\r'));
-            if empty {
-                return None;
-            }
-            lines += 1;
-            line_start = end_of_line + 1;
-        }
-        at += n;
-    }
-    if line_start < end - start {
-        lines += 1;
-    }
-    Some(lines)
+/// Rows a piece of `bytes` holds, judged from the lines at the start of the body, with room to
+/// spare so the columns rarely grow.
+fn estimate_rows(sample: &[u8], bytes: usize, pieces: usize) -> usize {
+    let lines = memchr::memchr_iter(b'\n', sample).count().max(1);
+    let per_line = (sample.len() / lines).max(1);
+    (bytes / per_line / pieces) * 9 / 8 + 16
 }
 
+/// Reads `file[start..end]`, a run of whole lines, in blocks. Lines cut by a block's end carry
+/// over to the next block; bytes past the last whole line pad the vectorised number scan.
 #[allow(clippy::too_many_arguments)]
 fn parse(
     file: &File,
@@ -271,116 +232,172 @@ fn parse(
     names: usize,
     fields: &[(usize, Field)],
     missing: &[&[u8]],
-    mut out: Out,
+    shape: Shape,
+    estimate: usize,
 ) -> Option<Piece> {
-    let mut piece = Piece { missing: vec![Vec::new(); out.width] };
-    let mut buffer = vec![0u8; BLOCK];
-    let mut carry: Vec<u8> = Vec::new();
-    let mut row = 0;
+    let mut piece = Piece {
+        rows: 0,
+        block: Vec::with_capacity(estimate * shape.width),
+        ids: Vec::with_capacity(estimate * shape.categorical),
+        classes: Vec::with_capacity(if shape.labelled { estimate } else { 0 }),
+        values: Vec::new(),
+        missing: vec![Vec::new(); shape.width],
+        shape,
+    };
+    let row = Row {
+        delimiter,
+        names,
+        fields,
+        missing,
+        shape,
+        // A missing marker that reads as a number ("-1") must not be taken for one.
+        numbers_may_be_missing: missing.iter().any(|m| parse_f32(m).is_some()),
+        simd: simd::available(),
+    };
+    let mut buffer = vec![0u8; BLOCK + PAD];
+    let mut filled = 0;
     let mut at = start;
-    while at < end {
-        let n = BLOCK.min(end - at);
-        file.read_exact_at(&mut buffer[..n], at as u64).ok()?;
+    while at < end || filled > 0 {
+        let n = (BLOCK - filled).min(end - at);
+        file.read_exact_at(&mut buffer[filled..filled + n], at as u64).ok()?;
         at += n;
-        let mut chunk: &[u8] = &buffer[..n];
-        // A line cut by the block boundary is finished from the carry.
-        if !carry.is_empty() {
-            let cut = memchr(b'\n', chunk).unwrap_or(chunk.len());
-            carry.extend_from_slice(&chunk[..cut]);
-            if cut == chunk.len() && at < end {
-                continue;
-            }
-            let line = std::mem::take(&mut carry);
-            row = parse_line(trim_cr(&line), row, delimiter, names, fields, missing, &mut out, &mut piece)?;
-            chunk = if cut < chunk.len() { &chunk[cut + 1..] } else { &[] };
-        }
-        while let Some(cut) = memchr(b'\n', chunk) {
-            row = parse_line(trim_cr(&chunk[..cut]), row, delimiter, names, fields, missing, &mut out, &mut piece)?;
-            chunk = &chunk[cut + 1..];
-        }
-        carry.extend_from_slice(chunk);
-    }
-    if !carry.is_empty() {
-        row = parse_line(trim_cr(&carry), row, delimiter, names, fields, missing, &mut out, &mut piece)?;
-    }
-    (row == out.rows).then_some(piece)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn parse_line(
-    line: &[u8],
-    row: usize,
-    delimiter: u8,
-    names: usize,
-    fields: &[(usize, Field)],
-    missing: &[&[u8]],
-    out: &mut Out,
-    piece: &mut Piece,
-) -> Option<usize> {
-    // A missing marker that reads as a number ("-1") must not be taken for one.
-    let numeric_missing = missing.iter().any(|m| parse_f32(m).is_some());
-    if row >= out.rows {
-        return None;
-    }
-    let mut from = 0;
-    let mut next = 0;
-    for i in 0..names {
-        // A plain number where a numeric field is wanted is read in one pass, delimiter included.
-        if let Some((index, Field::Numeric { at, .. })) = fields.get(next) {
-            if *index == i && !numeric_missing {
-                if let Some((x, end)) = scan_number(line, from, delimiter) {
-                    if (end == line.len()) != (i + 1 == names) {
-                        return None;
-                    }
-                    *out.block.get_mut(row * out.width + at)? = x;
-                    next += 1;
-                    if next < fields.len() && fields[next].0 == i {
-                        // The same data column read twice: take the general way for the rest.
-                        read_field(trim(&line[from..end]), &fields[next].1, row, missing, out, piece)?;
-                        next += 1;
-                    }
-                    from = end + 1;
-                    continue;
-                }
-            }
-        }
-        // Fields are short: a plain scan beats a vectorised search here.
-        let mut to = from;
-        while to < line.len() && line[to] != delimiter {
-            to += 1;
-        }
-        if (to == line.len()) != (i + 1 == names) {
-            // Too few fields, or one too many: a bad row the careful reader names.
+        let mut len = filled + n;
+        if memchr(b'"', &buffer[filled..len]).is_some() {
             return None;
         }
-        while next < fields.len() && fields[next].0 == i {
-            read_field(trim(&line[from..to]), &fields[next].1, row, missing, out, piece)?;
-            next += 1;
+        let whole = if at < end {
+            // A line longer than a block is left to the careful reader.
+            memchr::memrchr(b'\n', &buffer[..len])? + 1
+        } else {
+            if buffer[len - 1] != b'\n' {
+                buffer[len] = b'\n';
+                len += 1;
+            }
+            len
+        };
+        if row.simd {
+            // SAFETY: the processor has what `simd::rows` needs (`simd::available()`).
+            unsafe { simd::rows(&row, &buffer, whole, &mut piece)? };
+        } else {
+            row.rows(&buffer, whole, &mut piece)?;
         }
-        from = to + 1;
+        buffer.copy_within(whole..len, 0);
+        filled = len - whole;
     }
-    Some(row + 1)
+    Some(piece)
 }
 
-fn read_field(
-    raw: &[u8],
-    field: &Field,
-    row: usize,
-    missing: &[&[u8]],
-    out: &mut Out,
-    piece: &mut Piece,
-) -> Option<()> {
+/// How the rows of one file are read.
+struct Row<'a, 'p> {
+    delimiter: u8,
+    names: usize,
+    fields: &'a [(usize, Field<'p>)],
+    missing: &'a [&'a [u8]],
+    shape: Shape,
+    numbers_may_be_missing: bool,
+    simd: bool,
+}
+
+impl Row<'_, '_> {
+    /// Reads the lines in `buffer[..whole]` into `piece`.
+    #[inline(always)]
+    fn rows(&self, buffer: &[u8], whole: usize, piece: &mut Piece) -> Option<()> {
+        let mut pos = 0;
+        while pos < whole {
+            pos = self.parse(buffer, pos, piece)?;
+        }
+        Some(())
+    }
+
+    /// Reads the line at `buffer[pos..]` into a new row of `piece`; where the next line starts.
+    /// `None` for an empty line, a wrong number of fields or a field the fast way cannot read.
+    #[inline(always)]
+    fn parse(&self, buffer: &[u8], mut pos: usize, piece: &mut Piece) -> Option<usize> {
+        if matches!(buffer.get(pos)?, b'\n' | b'\r') {
+            return None;
+        }
+        let row = piece.rows;
+        let Shape { width, categorical, labelled } = self.shape;
+        piece.block.resize((row + 1) * width, 0.0);
+        piece.ids.resize((row + 1) * categorical, 0);
+        if labelled {
+            piece.classes.resize(row + 1, 0);
+        }
+        let mut next = 0;
+        for i in 0..self.names {
+            let last = i + 1 == self.names;
+            // A plain number where a numeric field is wanted is read in one pass, its end included.
+            if let Some((index, Field::Numeric { at, .. })) = self.fields.get(next) {
+                if *index == i && !self.numbers_may_be_missing {
+                    // A number followed by anything but the field's end ("1 ,") takes the general way.
+                    if let Some((x, end, after)) =
+                        self.number(buffer, pos).and_then(|(x, end)| Some((x, end, self.field_end(buffer, end, last)?)))
+                    {
+                        *piece.block.get_mut(row * width + at)? = x;
+                        next += 1;
+                        if next < self.fields.len() && self.fields[next].0 == i {
+                            // The same data column read twice: the general way for the rest.
+                            read_field(trim(&buffer[pos..end]), &self.fields[next].1, row, self.missing, piece)?;
+                            next += 1;
+                        }
+                        pos = after;
+                        continue;
+                    }
+                }
+            }
+            // Fields are short: a plain scan beats a vectorised search here.
+            let mut to = pos;
+            while !matches!(buffer.get(to)?, b'\n') && buffer[to] != self.delimiter {
+                to += 1;
+            }
+            let after = self.field_end(buffer, to, last)?;
+            let raw = if last { trim_cr(&buffer[pos..to]) } else { &buffer[pos..to] };
+            while next < self.fields.len() && self.fields[next].0 == i {
+                read_field(trim(raw), &self.fields[next].1, row, self.missing, piece)?;
+                next += 1;
+            }
+            pos = after;
+        }
+        piece.rows += 1;
+        Some(pos)
+    }
+
+    /// A number at `buffer[pos..]` and where it ends.
+    #[inline(always)]
+    fn number(&self, buffer: &[u8], pos: usize) -> Option<(f32, usize)> {
+        if self.simd {
+            // SAFETY: `simd` is what `simd::available()` said.
+            if let Some(found) = unsafe { simd::scan(buffer, pos) } {
+                return Some(found);
+            }
+        }
+        scan_number(buffer, pos)
+    }
+
+    /// Where the next field starts when this one ends at `buffer[end]`: after a delimiter, or
+    /// for the last field after the line's end. `None` for too few or too many fields.
+    #[inline]
+    fn field_end(&self, buffer: &[u8], end: usize, last: bool) -> Option<usize> {
+        match (buffer.get(end)?, last) {
+            (&b, false) if b == self.delimiter => Some(end + 1),
+            (b'\n', true) => Some(end + 1),
+            (b'\r', true) if buffer.get(end + 1) == Some(&b'\n') => Some(end + 2),
+            _ => None,
+        }
+    }
+}
+fn read_field(raw: &[u8], field: &Field, row: usize, missing: &[&[u8]], piece: &mut Piece) -> Option<()> {
     let is_missing = missing.contains(&raw);
     match field {
         Field::Numeric { at, default } => {
             let x = if is_missing {
-                piece.missing[*at].push(out.first_row + row);
+                piece.missing[*at].push(row);
                 (*default)?
             } else {
                 let x = parse_f32(raw).or_else(|| std::str::from_utf8(raw).ok()?.parse::<f32>().ok())?;
                 x.is_finite().then_some(x)?
             };
-            *out.block.get_mut(row * out.width + at)? = x;
+            *piece.block.get_mut(row * piece.shape.width + at)? = x;
         }
         Field::Categorical { at, ids, vocabulary } => {
             let id = if is_missing {
@@ -400,7 +417,7 @@ fn read_field(
                     }
                 }
             };
-            *out.ids.get_mut(row * out.categorical + at)? = id;
+            *piece.ids.get_mut(row * piece.shape.categorical + at)? = id;
         }
         Field::Class { vocabulary, n_classes } => {
             if is_missing || raw.is_empty() {
@@ -413,24 +430,25 @@ fn read_field(
                     (0..*n_classes).contains(&c).then_some(c)?
                 }
             };
-            *out.classes.get_mut(row)? = class;
+            *piece.classes.get_mut(row)? = class;
         }
         Field::Value => {
             if is_missing || raw.is_empty() {
                 return None;
             }
             let v = parse_f32(raw).or_else(|| std::str::from_utf8(raw).ok()?.parse::<f32>().ok())?;
-            *out.values.get_mut(row)? = v.is_finite().then_some(v)?;
+            piece.values.resize(row + 1, 0.0);
+            *piece.values.get_mut(row)? = v.is_finite().then_some(v)?;
         }
     }
     Some(())
 }
 
-/// A number starting at `line[start]` and ending at a delimiter or the end of the line:
-/// its value and where it ends. `None` when the field is anything else (spaces, a marker, text,
-/// more than 15 significant digits), which the general way then reads. The digits are read
-/// eight bytes at a time from the line itself, so a field's neighbours pad the window.
-fn scan_number(line: &[u8], start: usize, delimiter: u8) -> Option<(f32, usize)> {
+/// A number starting at `line[start]`: its value and where it ends, at the first byte that
+/// cannot continue it (the caller judges that byte). `None` when no number starts there or it
+/// has more than 15 significant digits; the general way then reads the field. The digits are
+/// read eight bytes at a time from the line itself, so a field's neighbours pad the window.
+fn scan_number(line: &[u8], start: usize) -> Option<(f32, usize)> {
     let mut i = start;
     let negative = match line.get(i) {
         Some(b'-') => {
@@ -474,9 +492,6 @@ fn scan_number(line: &[u8], start: usize, delimiter: u8) -> Option<(f32, usize)>
             return None;
         }
         exponent += sign * e as i32;
-    }
-    if i < line.len() && line[i] != delimiter {
-        return None;
     }
     Some((to_f32(negative, mantissa, exponent)?, i))
 }
@@ -566,47 +581,144 @@ const POW10: [f64; 23] = [
 /// for the mantissa, one rounding for the power of ten) and narrowed to f32 only when no f32
 /// rounding boundary lies within the f64 result's half-ulp, so it equals `str::parse::<f32>`.
 pub fn parse_f32(text: &[u8]) -> Option<f32> {
-    // The field alone: a delimiter that cannot occur in a number ends it.
-    let (value, end) = scan_number(text, 0, b',')?;
+    let (value, end) = scan_number(text, 0)?;
     (end == text.len()).then_some(value)
 }
 
-/// `±mantissa × 10^exponent` as the nearest f32, when that can be known cheaply. Clinger's fast
-/// path when both are exact in f32; otherwise in f64 (one rounding) narrowed to f32 only when
-/// no f32 rounding boundary lies within an f64 ulp of the result. `None` sends the text to the
-/// standard parser.
+/// `±mantissa × 10^exponent` as the nearest f32, when that can be known cheaply; `None` sends
+/// the text to the standard parser. With at most 15 digits and |exponent| ≤ 22 both operands
+/// are exact in f64, so one IEEE operation gives the f64 nearest the exact value; narrowing that
+/// to f32 rounds correctly unless it landed exactly on a midpoint between two f32s (f64 keeps 29
+/// more bits), the one case left to the standard parser. No branch depends on the digits.
+#[inline]
 fn to_f32(negative: bool, mantissa: u64, exponent: i32) -> Option<f32> {
-    let value = if mantissa == 0 {
-        0.0f32
-    } else if mantissa < 1 << 24 && (-10..=10).contains(&exponent) {
-        // Both operands exact in f32, so one IEEE operation rounds once.
-        if exponent >= 0 {
-            mantissa as f32 * POW10_F32[exponent as usize]
-        } else {
-            mantissa as f32 / POW10_F32[(-exponent) as usize]
-        }
-    } else {
-        // More than 15 significant digits could be inexact in f64.
-        if mantissa >= 1_000_000_000_000_000 || !(-22..=22).contains(&exponent) {
-            return None;
-        }
-        let m = mantissa as f64;
-        let r = if exponent >= 0 { m * POW10[exponent as usize] } else { m / POW10[(-exponent) as usize] };
-        let f = r as f32;
-        let below = f64::from(f);
-        let neighbour = if r >= below { f32::from_bits(f.to_bits() + 1) } else { f32::from_bits(f.to_bits() - 1) };
-        let boundary = (below + f64::from(neighbour)) / 2.0;
-        // The exact value is within half an f64 ulp of r; a whole ulp keeps a margin.
-        let ulp = f64::from_bits(r.to_bits() + 1) - r;
-        if (r - boundary).abs() <= ulp {
-            return None;
-        }
-        f
-    };
-    Some(if negative { -value } else { value })
+    if mantissa >= 1_000_000_000_000_000 || !(-22..=22).contains(&exponent) {
+        return None;
+    }
+    let m = mantissa as i64 as f64;
+    let r = if exponent >= 0 { m * POW10[exponent as usize] } else { m / POW10[(-exponent) as usize] };
+    if r.to_bits() & 0x1FFF_FFFF == 0x1000_0000 {
+        return None;
+    }
+    Some(f32::from_bits((r as f32).to_bits() | u32::from(negative) << 31))
 }
 
-const POW10_F32: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
+/// Plain decimals read sixteen bytes at a time with SSE4.1, where the processor has it.
+mod simd {
+    /// Whether `scan` and `rows` may be called on this processor.
+    pub fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return std::is_x86_feature_detected!("sse4.1") && std::is_x86_feature_detected!("popcnt");
+        #[cfg(not(target_arch = "x86_64"))]
+        return false;
+    }
+
+    /// What `scan_number` gives for a plain decimal at `buffer[pos..]` (`-1.25`, `37`, `.5`:
+    /// at most 15 digits, no exponent, no `+`); `None` for anything else, which the scalar scan
+    /// then reads, as it does when fewer than 17 bytes from `pos` lie in `buffer`.
+    ///
+    /// # Safety
+    /// `available()` returned true.
+    #[inline]
+    pub unsafe fn scan(buffer: &[u8], pos: usize) -> Option<(f32, usize)> {
+        #[cfg(target_arch = "x86_64")]
+        if pos + 17 <= buffer.len() {
+            // SAFETY: the processor has SSE4.1 (the caller's promise); the load lies in `buffer`.
+            return unsafe { scan_sse(buffer, pos) };
+        }
+        let _ = (buffer, pos);
+        None
+    }
+
+    /// `Row::rows` compiled for SSE4.1, so that `scan_sse` inlines into it.
+    ///
+    /// # Safety
+    /// `available()` returned true.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "sse4.1,popcnt")]
+    pub unsafe fn rows(row: &super::Row, buffer: &[u8], whole: usize, piece: &mut super::Piece) -> Option<()> {
+        row.rows(buffer, whole, piece)
+    }
+
+    /// # Safety
+    /// Never called: `available()` is false here.
+    #[cfg(not(target_arch = "x86_64"))]
+    pub unsafe fn rows(row: &super::Row, buffer: &[u8], whole: usize, piece: &mut super::Piece) -> Option<()> {
+        row.rows(buffer, whole, piece)
+    }
+
+    /// For a field `len` bytes long (digits and at most one point) with its point at `point`
+    /// (16: none), the shuffle that right-aligns its digits in sixteen lanes, zeros in front.
+    #[cfg(target_arch = "x86_64")]
+    const SHUFFLES: [[[u8; 16]; 17]; 16] = {
+        let mut table = [[[0x80u8; 16]; 17]; 16];
+        let mut len = 0;
+        while len < 16 {
+            let mut point = 0;
+            while point < 17 {
+                let count = if point < len { len - 1 } else { len };
+                let (mut src, mut k) = (0, 0);
+                while src < len {
+                    if src != point {
+                        table[len][point][16 - count + k] = src as u8;
+                        k += 1;
+                    }
+                    src += 1;
+                }
+                point += 1;
+            }
+            len += 1;
+        }
+        table
+    };
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "sse4.1,popcnt")]
+    #[inline]
+    unsafe fn scan_sse(buffer: &[u8], pos: usize) -> Option<(f32, usize)> {
+        use std::arch::x86_64::*;
+        let negative = buffer[pos] == b'-';
+        let start = pos + usize::from(negative);
+        // SAFETY: `scan` checked that 16 bytes from `start` lie in `buffer`.
+        let v = unsafe { _mm_loadu_si128(buffer.as_ptr().add(start).cast()) };
+        let d = _mm_sub_epi8(v, _mm_set1_epi8(b'0' as i8));
+        let digits = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d)) as u32;
+        let points = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'.' as i8))) as u32;
+        let other = !(digits | points) & 0xFFFF;
+        if other == 0 {
+            return None;
+        }
+        let len = other.trailing_zeros() as usize;
+        let end = start + len;
+        if matches!(buffer[end], b'e' | b'E') {
+            return None;
+        }
+        let points = points & ((1 << len) - 1);
+        let (point, fraction) = match points.count_ones() {
+            0 => (16, 0),
+            1 => {
+                let k = points.trailing_zeros() as usize;
+                (k, len - k - 1)
+            }
+            _ => return None,
+        };
+        if len - usize::from(point < 16) == 0 {
+            return None;
+        }
+        // SAFETY: a 16-byte load from a 16-byte array.
+        let order = unsafe { _mm_loadu_si128(SHUFFLES[len][point].as_ptr().cast()) };
+        let aligned = _mm_shuffle_epi8(d, order);
+        // Pairs, then fours, then eights of digits, each step one multiply-add.
+        let pairs = _mm_maddubs_epi16(aligned, _mm_setr_epi8(10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1, 10, 1));
+        let fours = _mm_madd_epi16(pairs, _mm_setr_epi16(100, 1, 100, 1, 100, 1, 100, 1));
+        let fours = _mm_packus_epi32(fours, fours);
+        let eights = _mm_madd_epi16(fours, _mm_setr_epi16(10_000, 1, 10_000, 1, 10_000, 1, 10_000, 1));
+        let high = _mm_cvtsi128_si32(eights) as u32 as u64;
+        let low = _mm_extract_epi32::<1>(eights) as u32 as u64;
+        let x = super::to_f32(negative, high * 100_000_000 + low, -(fraction as i32))?;
+        Some((x, end))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -623,9 +735,61 @@ mod tests {
         assert_eq!(super::first_digits(chunk(b"99999999"), 8), 99_999_999);
         assert_eq!(super::first_digits(chunk(b"4271,5.1"), 4), 4271);
         assert_eq!(super::first_digits(chunk(b"7,xxxxxx"), 1), 7);
-        assert_eq!(super::scan_number(b"-12.25,3", 0, b','), Some((-12.25, 6)));
-        assert_eq!(super::scan_number(b"1,2", 2, b','), Some((2.0, 3)));
-        assert_eq!(super::scan_number(b"1 ,2", 0, b','), None);
+        assert_eq!(super::scan_number(b"-12.25,3", 0), Some((-12.25, 6)));
+        assert_eq!(super::scan_number(b"1,2", 2), Some((2.0, 3)));
+        assert_eq!(super::scan_number(b"1 ,2", 0), Some((1.0, 1)));
+        assert_eq!(super::scan_number(b" 1,2", 0), None);
+    }
+
+    /// The vectorised scan gives what the scalar one gives, or leaves the field to it.
+    #[test]
+    fn sixteen_bytes_at_once() {
+        if !super::simd::available() {
+            return;
+        }
+        let mut rng = crate::rng::Rng::new(4);
+        let mut fields: Vec<String> = [
+            "0",
+            "-0",
+            "5.",
+            ".5",
+            "-.5",
+            "-",
+            ".",
+            "",
+            "1.2.3",
+            "+1.5",
+            "1e5",
+            "2.5E-3",
+            "123456789012345",
+            "1234567890123456",
+            "0.000000000000001",
+            "-99999999.9999999",
+            "12345678.5",
+            "NA",
+            "1 ",
+            "--1",
+        ]
+        .map(String::from)
+        .to_vec();
+        for _ in 0..100_000 {
+            let x = rng.normal() * 10f64.powi(rng.below(12) as i32 - 6);
+            let digits = rng.below(12) as usize;
+            fields.push(format!("{x:.digits$}"));
+        }
+        let mut checked = 0;
+        for field in &fields {
+            for end in [",", "\n", "\r\n", "x"] {
+                let buffer = format!("{field}{end}{}", "9".repeat(20));
+                // SAFETY: checked above.
+                if let Some(fast) = unsafe { super::simd::scan(buffer.as_bytes(), 0) } {
+                    let slow = super::scan_number(buffer.as_bytes(), 0).unwrap();
+                    assert_eq!((fast.0.to_bits(), fast.1), (slow.0.to_bits(), slow.1), "{buffer}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 350_000, "the vectorised scan took only {checked}");
     }
 
     #[test]
