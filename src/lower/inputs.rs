@@ -28,22 +28,19 @@ impl Inputs {
     pub fn from_table(table: Table, device: Device, model: &Model) -> Result<Inputs, LowerError> {
         let rows = table.rows as i64;
         let Table { numeric, ids: id_columns, labels, .. } = table;
-        let mut values = numeric.values;
+        let values = numeric.values;
         let width = numeric.width;
         let mut layout = BTreeMap::new();
+        // Per element of a row: what to subtract and divide by (0 and 1 leave it as it is).
+        let (mut shift, mut scale) = (vec![0f32; width], vec![1f32; width]);
         for column in &numeric.columns {
-            let (shift, scale) = model.normalization(&column.name)?;
-            if (shift, scale) != (0.0, 1.0) {
-                for row in values.chunks_mut(width) {
-                    for x in &mut row[column.offset..column.offset + column.shape] {
-                        *x = (*x - shift) / scale;
-                    }
-                }
-            }
+            let (s, c) = model.normalization(&column.name)?;
+            shift[column.offset..column.offset + column.shape].fill(s);
+            scale[column.offset..column.offset + column.shape].fill(c);
             layout.insert(column.name.clone(), (column.offset as i64, column.shape as i64));
         }
-        let block = if width > 0 {
-            Some(Tensor::f_from_slice(&values)?.f_view([rows, width as i64])?.f_to_device(device)?)
+        let block = if width > 0 && !values.is_empty() {
+            Some(normalized(&values, rows, &shift, &scale)?.f_to_device(device)?)
         } else {
             None
         };
@@ -141,4 +138,29 @@ impl Model {
             _ => Ok((0.0, 1.0)),
         }
     }
+}
+
+/// `(values - shift) / scale`, row by row, written straight into a new `[rows, width]` CPU
+/// tensor: one pass over the data, split across the cores.
+fn normalized(values: &[f32], rows: i64, shift: &[f32], scale: &[f32]) -> Result<Tensor, tch::TchError> {
+    let width = shift.len();
+    let block = Tensor::f_empty([rows, width as i64], (Kind::Float, Device::Cpu))?;
+    // SAFETY: `block` is a new, contiguous f32 tensor of exactly `values.len()` elements on the
+    // CPU (non-empty, so its pointer is not null), and nothing else refers to its memory while
+    // the slice lives.
+    let out = unsafe { std::slice::from_raw_parts_mut(block.data_ptr().cast::<f32>(), values.len()) };
+    let threads = crate::data::cores().clamp(1, 8);
+    let per = (rows as usize).div_ceil(threads).max(1) * width;
+    std::thread::scope(|scope| {
+        for (out, values) in out.chunks_mut(per).zip(values.chunks(per)) {
+            scope.spawn(move || {
+                for (out, row) in out.chunks_exact_mut(width).zip(values.chunks_exact(width)) {
+                    for (((o, &x), &s), &c) in out.iter_mut().zip(row).zip(shift).zip(scale) {
+                        *o = (x - s) / c;
+                    }
+                }
+            });
+        }
+    });
+    Ok(block)
 }

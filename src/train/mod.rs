@@ -139,7 +139,7 @@ pub fn model_dir(plan: &Plan, opts_dir: Option<&Utf8Path>) -> Utf8PathBuf {
 /// faster alone than with an OpenMP team that spends its time in barriers) and large ones every
 /// core. The cut is a million multiply-adds per training step.
 pub fn configure_threads(plan: &Plan) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::data::cores();
     let n = match plan.train.threads {
         crate::plan::Threads::Fixed(n) => n,
         crate::plan::Threads::Auto => {
@@ -523,19 +523,14 @@ fn run_locked(
 ) -> Result<Summary, TrainError> {
     let dir = store.dir.clone();
     let clock = opts.clock.as_ref();
-    configure_threads(plan);
     let device = device(plan)?;
     let reading = std::time::Instant::now();
     let table = data::load(plan, &plan.data.train, Purpose::Labelled)?;
-    progress.note(&format!(
-        "read {} rows from {} in {:.3} s",
-        table.rows,
-        plan.data.train,
-        reading.elapsed().as_secs_f64()
-    ));
-    if let Some(note) = skipped(&table, &plan.data.train) {
-        progress.note(&note);
-    }
+    let mut read_time = reading.elapsed();
+    // After reading: libtorch's worker threads, once started, spin for a while and would take
+    // cores from the reader.
+    configure_threads(plan);
+    let skipped_note = skipped(&table, &plan.data.train);
     let eval_table = match (&plan.eval.every, &plan.data.eval) {
         (Some(_), Some(path)) => {
             let table = data::load(plan, path, Purpose::Labelled)?;
@@ -548,7 +543,17 @@ fn run_locked(
     };
     let (mut session, protect) = start(plan, &opts.start, store, device, &table, clock, progress)?;
     let rows = table.rows;
+    let converting = std::time::Instant::now();
     let inputs = Inputs::from_table(table, device, &session.model)?;
+    read_time += converting.elapsed();
+    progress.note(&format!(
+        "read {rows} rows from {} into tensors in {:.3} s",
+        plan.data.train,
+        read_time.as_secs_f64()
+    ));
+    if let Some(note) = skipped_note {
+        progress.note(&note);
+    }
     let eval_inputs = eval_table
         .map(|(p, t)| Ok::<_, TrainError>((p, Inputs::from_table(t, device, &session.model)?)))
         .transpose()?;
