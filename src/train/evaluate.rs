@@ -29,11 +29,12 @@ pub fn run(plan: &Plan, opts: &RunOptions, data_path: Option<&Utf8Path>) -> Resu
     let path = data_path.or(plan.data.eval.as_deref()).ok_or(TrainError::NoEvalData)?;
     let dir = super::model_dir(plan, opts.model_dir.as_deref());
     let store = Store::new(&dir);
-    super::configure_threads(plan);
     let device = super::device(plan)?;
     let (session, _, mut warnings) =
         Session::restore(plan, &store, device, false)?.ok_or_else(|| TrainError::NoCheckpoint { dir: dir.clone() })?;
     let table = data::load(plan, path, Purpose::Labelled)?;
+    // After reading, as in training: libtorch's threads would take the reader's cores.
+    super::configure_threads(plan);
     warnings.extend(super::skipped(&table, path));
     let inputs = Inputs::from_table(table, device, &session.model)?;
     let values = evaluate_model(&session.model, &inputs, plan.eval.batch_size, plan.eval.steps)?;

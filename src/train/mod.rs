@@ -527,9 +527,6 @@ fn run_locked(
     let reading = std::time::Instant::now();
     let table = data::load(plan, &plan.data.train, Purpose::Labelled)?;
     let mut read_time = reading.elapsed();
-    // After reading: libtorch's worker threads, once started, spin for a while and would take
-    // cores from the reader.
-    configure_threads(plan);
     let skipped_note = skipped(&table, &plan.data.train);
     let eval_table = match (&plan.eval.every, &plan.data.eval) {
         (Some(_), Some(path)) => {
@@ -541,6 +538,9 @@ fn run_locked(
         }
         _ => None,
     };
+    // After reading: libtorch's worker threads, once started, spin for a while and would take
+    // cores from the reader.
+    configure_threads(plan);
     let (mut session, protect) = start(plan, &opts.start, store, device, &table, clock, progress)?;
     let rows = table.rows;
     let converting = std::time::Instant::now();

@@ -35,11 +35,12 @@ pub enum Prediction {
 pub fn run(plan: &Plan, opts: &RunOptions, input: &Utf8Path) -> Result<(Vec<Prediction>, Vec<String>), TrainError> {
     let dir = super::model_dir(plan, opts.model_dir.as_deref());
     let store = Store::new(&dir);
-    super::configure_threads(plan);
     let device = super::device(plan)?;
     let (session, _, mut warnings) =
         Session::restore(plan, &store, device, false)?.ok_or(TrainError::NoCheckpoint { dir })?;
     let table = data::load(plan, input, Purpose::Unlabelled)?;
+    // After reading, as in training: libtorch's threads would take the reader's cores.
+    super::configure_threads(plan);
     // Predictions come one per row read, so a skipped row shifts every one after it.
     warnings.extend(super::skipped(&table, input).map(|n| format!("{n}; there is no prediction for them")));
     let rows = table.rows;
