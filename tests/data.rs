@@ -94,6 +94,13 @@ fn bad_rows_can_be_skipped_and_counted() {
 fn invalid_utf8_is_named() {
     let err = load(b"c,y\n\xff\xfe,0\n", "categorical c { hash_buckets = 4 }", "").unwrap_err();
     assert!(err.to_string().ends_with(":2:1: `c` is not valid UTF-8"), "{err}");
+    // In the header of a file the checker did not see (predict's --input, evaluate's --data),
+    // rather than as a column that is not there.
+    let err = load_with(b"c,y\n1,0\n", "numeric c", "", |plan, path| {
+        std::fs::write(path, b"c,\xffy\n1,0\n").unwrap();
+        data::load(plan, path, Purpose::Labelled).unwrap_err()
+    });
+    assert!(err.to_string().ends_with(":1:3: the name of column 2 is not valid UTF-8"), "{err}");
 }
 
 /// The fast reader and the careful one agree on everything, bit for bit, and the fast one

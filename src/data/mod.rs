@@ -196,6 +196,14 @@ pub fn careful(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, 
         if raw.is_empty() || (raw.len() == 1 && raw[0].is_empty()) {
             return Err(DataError::Empty { path: path.to_owned() });
         }
+        if let Some(i) = raw.iter().position(|name| std::str::from_utf8(name).is_err()) {
+            return Err(DataError::Field {
+                path: path.to_owned(),
+                line: raw.position().map_or(1, |p| p.line()),
+                column: field_column(body, &raw, i, data.delimiter as u8),
+                message: format!("the name of column {} is not valid UTF-8", i + 1),
+            });
+        }
         raw.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect()
     } else {
         Vec::new()
