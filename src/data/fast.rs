@@ -1,6 +1,6 @@
 //! The fast way through a clean CSV file: no quotes, one value per field, every row good. The
-//! file is cut into one piece per core at line boundaries; each piece is read in large blocks
-//! and parsed straight into the rows it owns. Anything unusual (a quote, an empty line, a field
+//! file is cut into one piece per core at line boundaries; each piece is read once, in large
+//! blocks, into columns of its own, and the pieces are joined in order. Anything unusual (a quote, an empty line, a field
 //! that does not parse) returns `None`, and the careful reader, which names file, line and
 //! column, reads the file instead. Both produce the same table, bit for bit.
 
