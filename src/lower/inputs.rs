@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use tch::{Device, Kind, Tensor};
 
-use super::{LowerError, Model};
+use super::{blob, LowerError, Model};
 use crate::data::{Labels, Table};
 use crate::plan::{FeatureKind, Normalize};
 
@@ -24,7 +24,8 @@ pub struct Inputs {
 
 impl Inputs {
     /// The table's columns, numeric ones normalised with the model's frozen statistics. Takes
-    /// the table so its numeric block is normalised in place and freed once on the device.
+    /// the table: its columns become CPU tensors without a copy (the numeric block normalised
+    /// in place), and on another device are freed once copied there.
     pub fn from_table(table: Table, device: Device, model: &Model) -> Result<Inputs, LowerError> {
         let rows = table.rows as i64;
         let Table { numeric, ids: id_columns, labels, .. } = table;
@@ -40,19 +41,17 @@ impl Inputs {
             layout.insert(column.name.clone(), (column.offset as i64, column.shape as i64));
         }
         let block = if width > 0 && !values.is_empty() {
-            Some(normalized(&values, rows, &shift, &scale)?.f_to_device(device)?)
+            Some(blob::floats(normalized(values, &shift, &scale), &[rows, width as i64])?.f_to_device(device)?)
         } else {
             None
         };
-        drop(values);
         let mut ids = BTreeMap::new();
-        for (name, column) in &id_columns {
-            let t = Tensor::f_from_slice(&column.ids)?.f_view([rows, column.width as i64])?.f_to_device(device)?;
-            ids.insert(name.clone(), t);
+        for (name, column) in id_columns {
+            ids.insert(name, blob::longs(column.ids, &[rows, column.width as i64])?.f_to_device(device)?);
         }
-        let labels = match &labels {
-            Some(Labels::Classes(c)) => Some(Tensor::f_from_slice(c)?.f_to_device(device)?),
-            Some(Labels::Values(v)) => Some(Tensor::f_from_slice(v)?.f_to_device(device)?),
+        let labels = match labels {
+            Some(Labels::Classes(c)) => Some(blob::longs(c, &[rows])?.f_to_device(device)?),
+            Some(Labels::Values(v)) => Some(blob::floats(v, &[rows])?.f_to_device(device)?),
             None => None,
         };
         Ok(Inputs { block, layout, ids, labels, rows })
@@ -140,27 +139,25 @@ impl Model {
     }
 }
 
-/// `(values - shift) / scale`, row by row, written straight into a new `[rows, width]` CPU
-/// tensor: one pass over the data, split across the cores.
-fn normalized(values: &[f32], rows: i64, shift: &[f32], scale: &[f32]) -> Result<Tensor, tch::TchError> {
+/// `(values - shift) / scale`, row by row, in place, split across the cores.
+fn normalized(mut values: Vec<f32>, shift: &[f32], scale: &[f32]) -> Vec<f32> {
     let width = shift.len();
-    let block = Tensor::f_empty([rows, width as i64], (Kind::Float, Device::Cpu))?;
-    // SAFETY: `block` is a new, contiguous f32 tensor of exactly `values.len()` elements on the
-    // CPU (non-empty, so its pointer is not null), and nothing else refers to its memory while
-    // the slice lives.
-    let out = unsafe { std::slice::from_raw_parts_mut(block.data_ptr().cast::<f32>(), values.len()) };
+    if shift.iter().all(|&s| s == 0.0) && scale.iter().all(|&c| c == 1.0) {
+        return values;
+    }
+    let rows = values.len() / width;
     let threads = crate::data::cores().clamp(1, 8);
-    let per = (rows as usize).div_ceil(threads).max(1) * width;
+    let per = rows.div_ceil(threads).max(1) * width;
     std::thread::scope(|scope| {
-        for (out, values) in out.chunks_mut(per).zip(values.chunks(per)) {
+        for part in values.chunks_mut(per) {
             scope.spawn(move || {
-                for (out, row) in out.chunks_exact_mut(width).zip(values.chunks_exact(width)) {
-                    for (((o, &x), &s), &c) in out.iter_mut().zip(row).zip(shift).zip(scale) {
-                        *o = (x - s) / c;
+                for row in part.chunks_exact_mut(width) {
+                    for ((x, &s), &c) in row.iter_mut().zip(shift).zip(scale) {
+                        *x = (*x - s) / c;
                     }
                 }
             });
         }
     });
-    Ok(block)
+    values
 }

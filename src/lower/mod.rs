@@ -3,6 +3,7 @@
 //! columns. Initialisation is tf.estimator's, drawn from est's own seeded generator so it is the
 //! same on every machine and device.
 
+mod blob;
 mod inputs;
 
 use std::collections::HashMap;
