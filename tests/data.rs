@@ -184,6 +184,40 @@ fn the_fast_reader_equals_the_careful_one_on_a_large_file() {
     }
 }
 
+/// Lines far longer than the reader's tail reads, crossing its 1 MiB blocks, read the same both
+/// ways; a file with more lines than whole rows could fill is left to the careful reader, which
+/// names the first short line.
+#[test]
+fn the_fast_reader_follows_long_lines_across_blocks_and_declines_short_ones() {
+    let mut csv = String::from("x,c,y\n");
+    let mut row = 0;
+    while csv.len() < 3 << 20 {
+        let c = if row % 3 == 0 { "q".repeat(9_000 + row) } else { "p".to_string() };
+        csv.push_str(&format!("{}.5,{c},{}\n", row, row % 3));
+        row += 1;
+    }
+    let features = "numeric x, categorical c { hash_buckets = 11 }";
+    let careful = load_with(csv.as_bytes(), features, "", |plan, path| {
+        est::data::careful(plan, path, Purpose::Labelled).unwrap()
+    });
+    let fast = load_with(csv.as_bytes(), features, "", |plan, path| {
+        est::data::fast::load(plan, path, Purpose::Labelled).expect("a clean file takes the fast way")
+    });
+    assert_eq!((fast.rows, careful.rows), (row, row));
+    assert_eq!(fast.numeric.values, careful.numeric.values);
+    assert_eq!(fast.ids["c"].ids, careful.ids["c"].ids);
+    assert_eq!(classes(&fast), classes(&careful));
+
+    // Ten columns, then a thousand lines of one byte each: more lines than rows could fit.
+    let csv = format!("a,b,c,d,e,f,g,h,i,y\n{}", "7\n".repeat(1000));
+    let features = "numeric a, numeric b";
+    assert!(load_with(csv.as_bytes(), features, "", |plan, path| est::data::fast::load(plan, path, Purpose::Labelled))
+        .is_none());
+    let err =
+        load_with(csv.as_bytes(), features, "", |plan, path| data::load(plan, path, Purpose::Labelled).unwrap_err());
+    assert!(err.to_string().contains(":2:"), "{err}");
+}
+
 #[test]
 fn the_fast_reader_matches_on_the_shipped_data() {
     for (pipeline, data) in [
