@@ -111,3 +111,57 @@ fn optimizers_match_torch_optim_now() {
         }
     }
 }
+
+/// The one-pass Adagrad over a flat buffer gives torch.optim's weights and state, and declines
+/// (changing nothing) what it does not cover.
+#[test]
+fn fused_adagrad_matches_torch_optim() {
+    let reference: Reference = serde_json::from_str(&recorded()).unwrap();
+    let mut fused = 0;
+    for case in &reference.cases {
+        let flat = Tensor::from_slice(&case.initial.concat());
+        let mut optimizer = OptimizerState::new(&case.optimizer, vec![0], &[&flat]).unwrap();
+        for (i, step) in case.steps.iter().enumerate() {
+            let parts: Vec<Tensor> = step.grads.iter().map(|g| Tensor::from_slice(g)).collect();
+            let Some(done) = optimizer.apply_fused(&flat, &parts, case.optimizer.learning_rate) else {
+                assert!(case.name != "adagrad", "the plain Adagrad case was declined");
+                assert_eq!((optimizer.step, values(&flat)), (0, case.initial.concat()), "{}", case.name);
+                break;
+            };
+            done.unwrap();
+            fused += 1;
+            assert_close(&format!("{} step {}", case.name, i + 1), &values(&flat), &step.params.concat());
+        }
+        if case.name == "adagrad" {
+            assert_close("adagrad accumulator", &values(&optimizer.slots[0][0]), &case.state["accumulator"].concat());
+        }
+    }
+    assert_eq!(fused, 5);
+}
+
+/// On a model-sized buffer the one pass and the tensor form agree to rounding (libtorch fuses
+/// `acc + g·g` into one multiply-add), step after step.
+#[test]
+fn fused_adagrad_agrees_with_the_tensor_form() {
+    let config: est::plan::Optimizer = serde_json::from_str(
+        r#"{"scope": "all", "kind": "adagrad", "learning_rate": 0.05, "decay": null, "clip_norm": null,
+            "weight_decay": 0.0, "initial_accumulator": 0.1, "epsilon": 1e-07}"#,
+    )
+    .unwrap();
+    tch::manual_seed(3);
+    let start = Tensor::randn([100_003], (tch::Kind::Float, tch::Device::Cpu));
+    let (fused, plain) = (start.copy(), start.copy());
+    let mut a = OptimizerState::new(&config, vec![0], &[&fused]).unwrap();
+    let mut b = OptimizerState::new(&config, vec![0], &[&plain]).unwrap();
+    for _ in 0..20 {
+        let g = Tensor::randn([100_003], (tch::Kind::Float, tch::Device::Cpu));
+        let parts = [g.narrow(0, 0, 40_000).contiguous(), g.narrow(0, 40_000, 60_003).contiguous()];
+        a.apply_fused(&fused, &parts, 0.05).expect("a plain Adagrad buffer takes the one pass").unwrap();
+        b.apply(&[plain.shallow_clone()], &[g], 0.05).unwrap();
+    }
+    let gap = (&fused - &plain).abs().max().double_value(&[]);
+    let moved = (&fused - &start).abs().max().double_value(&[]);
+    assert!(gap <= 1e-6 && moved > 0.1, "gap {gap}, moved {moved}");
+    let acc_gap = (&a.slots[0][0] - &b.slots[0][0]).abs().max().double_value(&[]);
+    assert!(acc_gap <= 1e-6 * b.slots[0][0].abs().max().double_value(&[]), "accumulators differ by {acc_gap}");
+}

@@ -163,6 +163,81 @@ impl OptimizerState {
         }
         Ok(())
     }
+
+    /// Adagrad's update of the CPU float buffer `flat` from its gradient, given as `parts` laid
+    /// end to end, in one pass over the memory: `apply`'s arithmetic element by element, without
+    /// the concatenated gradient, four passes and three temporaries the tensor form takes.
+    /// `None`, with nothing changed, where it does not apply (another optimizer, weight decay,
+    /// another device or layout): `apply` then does.
+    pub fn apply_fused(&mut self, flat: &Tensor, parts: &[Tensor], lr: f64) -> Option<Result<(), tch::TchError>> {
+        let OptimizerKind::Adagrad { epsilon, .. } = self.config.kind else { return None };
+        let plain = |t: &Tensor| t.device() == tch::Device::Cpu && t.kind() == Kind::Float && t.is_contiguous();
+        let acc = self.slots.first()?.first()?;
+        let n = flat.numel();
+        if self.config.weight_decay != 0.0
+            || self.slots.len() != 1
+            || !plain(flat)
+            || !plain(acc)
+            || acc.numel() != n
+            || !parts.iter().all(plain)
+            || parts.iter().map(Tensor::numel).sum::<usize>() != n
+        {
+            return None;
+        }
+        self.step += 1;
+        if n == 0 {
+            return Some(Ok(()));
+        }
+        // SAFETY: `flat` and `acc` are distinct contiguous float CPU tensors of `n` elements
+        // (checked above), and nothing else reads or writes them while these slices live.
+        let (p, a) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(flat.data_ptr().cast::<f32>(), n),
+                std::slice::from_raw_parts_mut(acc.data_ptr().cast::<f32>(), n),
+            )
+        };
+        let mut at = 0;
+        for part in parts {
+            let len = part.numel();
+            if len == 0 {
+                continue;
+            }
+            // SAFETY: a contiguous float CPU tensor of `len` elements, a gradient autograd
+            // made, which aliases neither buffer.
+            let g = unsafe { std::slice::from_raw_parts(part.data_ptr().cast::<f32>(), len) };
+            adagrad(&mut p[at..at + len], &mut a[at..at + len], g, -lr as f32, epsilon as f32);
+            at += len;
+        }
+        Some(Ok(()))
+    }
+}
+
+/// `acc += g²; p += (g × -lr) / (√acc + ε)`, each operation rounded to f32 in turn. libtorch's
+/// kernels for the tensor form may fuse or vectorise differently, so the two agree to within
+/// rounding, not bit for bit.
+fn adagrad(p: &mut [f32], acc: &mut [f32], g: &[f32], neg_lr: f32, epsilon: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor has AVX2.
+        return unsafe { adagrad_avx2(p, acc, g, neg_lr, epsilon) };
+    }
+    adagrad_with(p, acc, g, neg_lr, epsilon)
+}
+
+/// `adagrad` eight lanes at a time: the lanes are elements, so the results are the same bits
+/// (no fused multiply-add, which would round differently from a processor without one).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn adagrad_avx2(p: &mut [f32], acc: &mut [f32], g: &[f32], neg_lr: f32, epsilon: f32) {
+    adagrad_with(p, acc, g, neg_lr, epsilon)
+}
+
+#[inline(always)]
+fn adagrad_with(p: &mut [f32], acc: &mut [f32], g: &[f32], neg_lr: f32, epsilon: f32) {
+    for ((p, a), &g) in p.iter_mut().zip(acc.iter_mut()).zip(g) {
+        *a += g * g;
+        *p += (g * neg_lr) / (a.sqrt() + epsilon);
+    }
 }
 
 /// Scales `grads` so their global norm is at most `clip` (tf.clip_by_global_norm), on device.
