@@ -131,7 +131,7 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Option<Table> {
     let missing: Vec<&[u8]> = data.missing.iter().map(|m| m.as_bytes()).collect();
 
     // Blocks of the body go to the cores in order; each block's rows land in the shared columns
-    // at the row where the blocks before it end, which is known as soon as each has counted its lines.
+    // at the row where the blocks before it end, known as soon as each has counted its lines.
     let labelled = purpose == Purpose::Labelled;
     let shape = Shape { width, categorical: categorical.len() };
     let body = size - body_start;
@@ -139,8 +139,8 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Option<Table> {
     // No line is shorter than its delimiters and newline, so this many rows always fit; pages of
     // the columns that no row reaches are never touched.
     let bound = body / names.len() + 1;
-    let mut block = zeros::<f32>(bound * width)?;
-    let mut ids = zeros::<i64>(bound * shape.categorical)?;
+    let mut block = zeros::<f32>(bound.checked_mul(width)?)?;
+    let mut ids = zeros::<i64>(bound.checked_mul(shape.categorical)?)?;
     let regression = labelled && plan.model.head.kind == HeadKind::Regression;
     let mut classes = zeros::<i64>(if labelled && !regression { bound } else { 0 })?;
     let mut values = zeros::<f32>(if regression { bound } else { 0 })?;
