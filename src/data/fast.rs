@@ -867,25 +867,12 @@ mod simd {
         }
     }
 
-    /// `Row::rows` compiled for SSE4.1, so that `scan_sse` inlines into it.
+    /// `Row::rows` compiled for SSE4.1 where there is such a thing, so that `number_sse`
+    /// inlines into it.
     ///
     /// # Safety
     /// `available()` returned true.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "sse4.1,popcnt")]
-    pub unsafe fn rows(
-        row: &super::Row,
-        buffer: &[u8],
-        pos: usize,
-        lines: usize,
-        piece: &mut super::Piece,
-    ) -> Option<usize> {
-        row.rows(buffer, pos, lines, piece)
-    }
-
-    /// # Safety
-    /// Never called: `available()` is false here.
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg_attr(target_arch = "x86_64", target_feature(enable = "sse4.1,popcnt"))]
     pub unsafe fn rows(
         row: &super::Row,
         buffer: &[u8],
