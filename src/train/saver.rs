@@ -1,7 +1,7 @@
 //! Checkpoint writes off the training thread: the training thread copies the tensors to the host
 //! and hands them over; encoding, hashing, writing, fsync and the manifest happen on one writer
-//! thread that lives as long as the run. The next save waits for the previous one, so at most
-//! one is in flight.
+//! thread that lives as long as the run, scheduled so that it never preempts training. The next
+//! save waits for the previous one, so at most one is in flight.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -28,6 +28,7 @@ impl Saver {
         let (done, results) = sync_channel(1);
         let store = Store::new(&dir);
         let writer = std::thread::spawn(move || {
+            batch_priority();
             for (meta, tensors) in incoming {
                 if done.send(store.save(&meta, &tensors, retention, protect.as_deref())).is_err() {
                     break;
@@ -66,6 +67,19 @@ impl Saver {
                 reason: "the checkpoint writer stopped unexpectedly".into(),
             }),
         }
+    }
+}
+
+/// Marks the calling thread as batch work: it gets its share of the processor, but waking it
+/// does not preempt the thread that woke it. Without this, handing a checkpoint over on a
+/// machine whose cores are all busy let the writer take the training thread's core for the
+/// whole encoding (about 0.6 ms here).
+fn batch_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: a plain system call on the calling thread; failing leaves the policy as it was.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
     }
 }
 
