@@ -654,11 +654,9 @@ fn run_locked(
             let parts: Vec<Tensor> =
                 grads.by_ref().take(members.len()).map(|g| g.f_view([-1])).collect::<Result<_, _>>()?;
             let lr = schedule::learning_rate(opt.config.learning_rate, opt.config.decay.as_ref(), session.global_step);
-            if opt.config.clip_norm.is_none() {
-                if let Some(done) = opt.apply_fused(flat, &parts, lr) {
-                    done?;
-                    continue;
-                }
+            if let Some(done) = opt.apply_fused(flat, &parts, lr) {
+                done?;
+                continue;
             }
             let grads = [Tensor::f_cat(&parts, 0)?];
             if let Some(clip) = opt.config.clip_norm {

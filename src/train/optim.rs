@@ -168,13 +168,14 @@ impl OptimizerState {
     /// end to end, in one pass over the memory: `apply`'s arithmetic element by element, without
     /// the concatenated gradient, four passes and three temporaries the tensor form takes.
     /// `None`, with nothing changed, where it does not apply (another optimizer, weight decay,
-    /// another device or layout): `apply` then does.
+    /// gradient clipping, another device or layout): `apply` then does.
     pub fn apply_fused(&mut self, flat: &Tensor, parts: &[Tensor], lr: f64) -> Option<Result<(), tch::TchError>> {
         let OptimizerKind::Adagrad { epsilon, .. } = self.config.kind else { return None };
         let plain = |t: &Tensor| t.device() == tch::Device::Cpu && t.kind() == Kind::Float && t.is_contiguous();
         let acc = self.slots.first()?.first()?;
         let n = flat.numel();
         if self.config.weight_decay != 0.0
+            || self.config.clip_norm.is_some()
             || self.slots.len() != 1
             || !plain(flat)
             || !plain(acc)
