@@ -381,7 +381,10 @@ impl Shared<'_, '_> {
         }
         // SAFETY: the blocks' tickets give disjoint rows, and these lie below the bound.
         let mut piece = unsafe { self.columns.rows(first, lines, self.row.shape, missing) };
-        let stop = if self.row.simd {
+        let stop = if self.row.wide {
+            // SAFETY: the processor has what `wide::rows` needs (`wide::available()`).
+            unsafe { wide::rows(&self.row, &buffer[..len + PAD], first_line, lines, &mut piece)? }
+        } else if self.row.simd {
             // SAFETY: the processor has what `simd::rows` needs (`simd::available()`).
             unsafe { simd::rows(&self.row, &buffer[..len + PAD], first_line, lines, &mut piece)? }
         } else {
@@ -440,6 +443,17 @@ struct Row<'a, 'p> {
     missing: &'a [&'a [u8]],
     shape: Shape,
     simd: bool,
+    /// The columns in order, numeric ones four at a time where the processor can.
+    ops: Vec<Op>,
+    wide: bool,
+}
+
+/// A step of a line.
+enum Op {
+    /// Column `i`.
+    Column(usize),
+    /// Columns `first..first + 4`, numeric ones whose values go to `at`, read together.
+    Four { first: usize, at: [usize; 4] },
 }
 
 /// What is done with one column of a line.
@@ -464,7 +478,7 @@ impl<'a, 'p> Row<'a, 'p> {
     ) -> Self {
         // A missing marker that reads as a number ("-1") must not be taken for one.
         let numbers_may_be_missing = missing.iter().any(|m| parse_f32(m).is_some());
-        let steps = (0..names)
+        let steps: Vec<Step> = (0..names)
             .map(|i| {
                 let start = fields.partition_point(|(c, _)| *c < i);
                 let end = fields.partition_point(|(c, _)| *c <= i);
@@ -477,7 +491,26 @@ impl<'a, 'p> Row<'a, 'p> {
                 }
             })
             .collect();
-        Row { delimiter, steps, fields, missing, shape, simd: simd::available() }
+        let wide = wide::available();
+        let mut ops = Vec::new();
+        let mut i = 0;
+        while i < steps.len() {
+            let at = |k: usize| match steps.get(k) {
+                Some(Step::Number { at, .. }) => Some(*at),
+                _ => None,
+            };
+            match [at(i), at(i + 1), at(i + 2), at(i + 3)] {
+                [Some(a), Some(b), Some(c), Some(d)] if wide => {
+                    ops.push(Op::Four { first: i, at: [a, b, c, d] });
+                    i += 4;
+                }
+                _ => {
+                    ops.push(Op::Column(i));
+                    i += 1;
+                }
+            }
+        }
+        Row { delimiter, steps, fields, missing, shape, simd: simd::available(), ops, wide }
     }
 
     /// Reads `lines` lines from `buffer[pos..]` into `piece`; where the next line starts.
@@ -492,7 +525,9 @@ impl<'a, 'p> Row<'a, 'p> {
     }
 
     /// Reads the line at `buffer[pos..]` into a new row of `piece`; where the next line starts.
-    /// `None` for an empty line, a wrong number of fields or a field the fast way cannot read.
+    /// `None` for an empty line, a line that does not end after its last field, or a field the
+    /// fast way cannot read. A line with too few fields is caught too: it ends in a comma, or a
+    /// later one does, since every line of the block must end at a newline of its own.
     #[inline(always)]
     fn parse(&self, buffer: &[u8], pos: usize, separators: &mut Separators, piece: &mut Piece) -> Option<usize> {
         if matches!(buffer.get(pos)?, b'\n' | b'\r') {
@@ -500,37 +535,63 @@ impl<'a, 'p> Row<'a, 'p> {
         }
         let row = piece.rows;
         let base = row * self.shape.width;
-        let last = self.steps.len() - 1;
         let mut start = pos;
-        for (i, step) in self.steps.iter().enumerate() {
-            // Fields end at the next separator, which must be a newline for the last one only.
-            let end = separators.next()?;
-            if (buffer[end] == b'\n') != (i == last) {
-                return None;
-            }
-            match step {
-                Step::Skip => {}
-                Step::Number { at, field } => {
-                    // The last field of a CRLF line ends before its CR.
-                    let stop = if i == last && end > start && buffer[end - 1] == b'\r' { end - 1 } else { end };
-                    match self.number(buffer, start, stop) {
-                        Some(x) => *piece.block.get_mut(base + at)? = x,
-                        None => {
-                            read_field(trim(&buffer[start..stop]), &self.fields[*field].1, row, self.missing, piece)?
-                        }
-                    }
+        let mut end = pos;
+        for op in &self.ops {
+            match *op {
+                Op::Column(i) => {
+                    end = separators.next()?;
+                    self.column(i, buffer, start, end, row, piece)?;
                 }
-                Step::Fields(range) => {
-                    let raw = if i == last { trim_cr(&buffer[start..end]) } else { &buffer[start..end] };
-                    for (_, field) in &self.fields[range.clone()] {
-                        read_field(trim(raw), field, row, self.missing, piece)?;
+                Op::Four { first, at } => {
+                    let ends = [separators.next()?, separators.next()?, separators.next()?, separators.next()?];
+                    end = ends[3];
+                    let mut values = [0f32; 4];
+                    // SAFETY: `wide` is what `wide::available()` said; the loads lie in `buffer`.
+                    if self.wide && ends[0] >= 16 && unsafe { wide::four(buffer, ends, self.delimiter, &mut values) } {
+                        let row = piece.block.get_mut(base..base + self.shape.width)?;
+                        for (x, at) in values.into_iter().zip(at) {
+                            *row.get_mut(at)? = x;
+                        }
+                    } else {
+                        for (j, &end) in ends.iter().enumerate() {
+                            self.column(first + j, buffer, start, end, row, piece)?;
+                            start = end + 1;
+                        }
                     }
                 }
             }
             start = end + 1;
         }
+        if buffer[end] != b'\n' {
+            return None;
+        }
         piece.rows += 1;
         Some(start)
+    }
+
+    /// Reads column `i` of row `row`, the field `buffer[start..end]`.
+    #[inline(always)]
+    fn column(&self, i: usize, buffer: &[u8], start: usize, end: usize, row: usize, piece: &mut Piece) -> Option<()> {
+        let last = i == self.steps.len() - 1;
+        match &self.steps[i] {
+            Step::Skip => {}
+            Step::Number { at, field } => {
+                // The last field of a CRLF line ends before its CR.
+                let stop = if last && end > start && buffer[end - 1] == b'\r' { end - 1 } else { end };
+                match self.number(buffer, start, stop) {
+                    Some(x) => *piece.block.get_mut(row * self.shape.width + at)? = x,
+                    None => read_field(trim(&buffer[start..stop]), &self.fields[*field].1, row, self.missing, piece)?,
+                }
+            }
+            Step::Fields(range) => {
+                let raw = if last { trim_cr(&buffer[start..end]) } else { &buffer[start..end] };
+                for (_, field) in &self.fields[range.clone()] {
+                    read_field(trim(raw), field, row, self.missing, piece)?;
+                }
+            }
+        }
+        Some(())
     }
 
     /// The plain decimal that is all of `buffer[start..end]`, when the quick way can read it.
@@ -971,6 +1032,160 @@ mod simd {
     }
 }
 
+/// Four plain decimals at a time with AVX-512, where the processor has it: each field's last
+/// sixteen bytes fill a quarter of one register, and every step after the loads works on all
+/// four at once.
+mod wide {
+    /// Whether `four` and `rows` may be called on this processor.
+    pub fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return super::simd::available()
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512vbmi")
+            && std::is_x86_feature_detected!("avx512bitalg");
+        #[cfg(not(target_arch = "x86_64"))]
+        return false;
+    }
+
+    /// `Row::rows` compiled for AVX-512, so that `four` inlines into it.
+    ///
+    /// # Safety
+    /// `available()` returned true.
+    #[cfg_attr(
+        target_arch = "x86_64",
+        target_feature(enable = "sse4.1,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512bitalg")
+    )]
+    pub unsafe fn rows(
+        row: &super::Row,
+        buffer: &[u8],
+        pos: usize,
+        lines: usize,
+        piece: &mut super::Piece,
+    ) -> Option<usize> {
+        row.rows(buffer, pos, lines, piece)
+    }
+
+    /// Reads the four fields that end at `ends` (each after the one before) into `out` when
+    /// each is a plain decimal of at most 15 bytes, as `simd::number` reads it; false, and
+    /// `out` untouched, when any is not.
+    ///
+    /// # Safety
+    /// `available()` returned true; `16 <= ends[0]` and `ends[3] <= buffer.len()`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "sse4.1,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512bitalg")]
+    #[inline]
+    pub unsafe fn four(buffer: &[u8], ends: [usize; 4], delimiter: u8, out: &mut [f32; 4]) -> bool {
+        use std::arch::x86_64::*;
+        // Lane j: the 16 bytes before field j's end, so the field lies at the lane's top, the
+        // separator before it below.
+        let at = |j: usize| unsafe { _mm_loadu_si128(buffer.as_ptr().add(ends[j] - 16).cast()) };
+        let low = _mm256_inserti128_si256(_mm256_castsi128_si256(at(0)), at(1), 1);
+        let high = _mm256_inserti128_si256(_mm256_castsi128_si256(at(2)), at(3), 1);
+        let v = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+        let byte = |b: u8| _mm512_set1_epi8(b as i8);
+        let separators = _mm512_cmpeq_epi8_mask(v, byte(delimiter)) | _mm512_cmpeq_epi8_mask(v, byte(b'\n'));
+        let d = _mm512_sub_epi8(v, byte(b'0'));
+        let digits = _mm512_cmple_epu8_mask(d, byte(9));
+        let points = _mm512_cmpeq_epi8_mask(v, byte(b'.'));
+        let minus = _mm512_cmpeq_epi8_mask(v, byte(b'-'));
+
+        // The four 16-bit masks side by side in 16-bit lanes, so each step serves all four.
+        let lanes = |m: u64| _mm_cvtsi64_si128(m as i64);
+        // Each lane's bits at and below its highest set bit.
+        let below = |x: __m128i| {
+            let x = _mm_or_si128(x, _mm_srli_epi16(x, 1));
+            let x = _mm_or_si128(x, _mm_srli_epi16(x, 2));
+            let x = _mm_or_si128(x, _mm_srli_epi16(x, 4));
+            _mm_or_si128(x, _mm_srli_epi16(x, 8))
+        };
+        let ones = _mm_set1_epi16(-1);
+        let separators = below(lanes(separators));
+        // The field: the bytes above the last separator.
+        let field = _mm_andnot_si128(separators, ones);
+        let digits = _mm_and_si128(lanes(digits), field);
+        let points = _mm_and_si128(lanes(points), field);
+        let lowest = _mm_andnot_si128(_mm_slli_epi16(field, 1), field);
+        let sign = _mm_and_si128(_mm_and_si128(lanes(minus), field), lowest);
+        // Anything but digits, one point and a leading minus; no digit; no separator in the
+        // lane (a field longer than 15 bytes).
+        let wrong = _mm_andnot_si128(_mm_or_si128(_mm_or_si128(digits, points), sign), field);
+        let two_points = _mm_and_si128(points, _mm_sub_epi16(points, _mm_set1_epi16(1)));
+        let zero = _mm_setzero_si128();
+        let empty = _mm_or_si128(_mm_cmpeq_epi16(digits, zero), _mm_cmpeq_epi16(separators, zero));
+        if _mm_cvtsi128_si64(_mm_or_si128(_mm_or_si128(wrong, two_points), empty)) != 0 {
+            return false;
+        }
+
+        // Where each point is, counted from the lane's bottom, plus one (0: none).
+        let point = _mm_popcnt_epi16(below(points));
+        // Digits below a point move up one byte over it; bytes that are not digits become 0.
+        const SPREAD: [u8; 64] = {
+            let mut table = [0u8; 64];
+            let mut i = 0;
+            while i < 64 {
+                table[i] = (i / 16 * 2) as u8;
+                i += 1;
+            }
+            table
+        };
+        const IOTA: [u8; 64] = {
+            let mut table = [0u8; 64];
+            let mut i = 0;
+            while i < 64 {
+                table[i] = (i % 16) as u8;
+                i += 1;
+            }
+            table
+        };
+        // SAFETY: 64-byte loads from 64-byte arrays.
+        let (spread, iota) =
+            unsafe { (_mm512_loadu_si512(SPREAD.as_ptr().cast()), _mm512_loadu_si512(IOTA.as_ptr().cast())) };
+        let point_bytes = _mm512_permutexvar_epi8(spread, _mm512_castsi128_si512(point));
+        let under = _mm512_cmpgt_epu8_mask(point_bytes, iota);
+        let order = _mm512_mask_sub_epi8(iota, under, iota, byte(1));
+        let aligned = _mm512_shuffle_epi8(_mm512_maskz_mov_epi8(_mm_cvtsi128_si64(digits) as u64, d), order);
+        // As `simd::number`: pairs, fours, eights of digits; then each lane's two eights,
+        // joined exactly in 64 bits.
+        let pairs = _mm512_maddubs_epi16(aligned, _mm512_set1_epi16(0x010A));
+        let fours = _mm512_madd_epi16(pairs, _mm512_set1_epi32(0x0001_0064));
+        let fours = _mm512_packus_epi32(fours, fours);
+        let eights = _mm512_madd_epi16(fours, _mm512_set1_epi32(0x0001_2710));
+        let mantissa =
+            _mm512_add_epi64(_mm512_mul_epu32(eights, _mm512_set1_epi64(100_000_000)), _mm512_srli_epi64(eights, 32));
+        let mantissa = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 0, 2, 4, 6), mantissa);
+        let m = _mm512_cvtepu64_pd(mantissa);
+        // Times 10^-(digits after the point), one rounding, as `simd::number`.
+        let fraction = _mm512_and_si512(
+            _mm512_sub_epi64(_mm512_set1_epi64(16), _mm512_cvtepu16_epi64(point)),
+            _mm512_set1_epi64(15),
+        );
+        // SAFETY: 64-byte loads from the 23-entry table.
+        let (p0, p1) =
+            unsafe { (_mm512_loadu_pd(super::NEG_POW10.as_ptr()), _mm512_loadu_pd(super::NEG_POW10.as_ptr().add(8))) };
+        let r = _mm512_mul_pd(m, _mm512_permutex2var_pd(p0, fraction, p1));
+        let bits = _mm512_and_si512(_mm512_castpd_si512(r), _mm512_set1_epi64(0x1FFF_FFFF));
+        let near =
+            _mm512_cmple_epu64_mask(_mm512_sub_epi64(bits, _mm512_set1_epi64(0x1000_0000 - 8)), _mm512_set1_epi64(16));
+        if near & 0xF != 0 {
+            return false;
+        }
+        let x = _mm256_castps256_ps128(_mm512_cvtpd_ps(r));
+        let negative = _mm_cmpneq_epu32_mask(_mm_cvtepu16_epi32(sign), zero);
+        let x = _mm_mask_or_epi32(_mm_castps_si128(x), negative, _mm_castps_si128(x), _mm_set1_epi32(i32::MIN));
+        // SAFETY: 16 bytes into the four floats of `out`.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), x) };
+        true
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub unsafe fn four(_: &[u8], _: [usize; 4], _: u8, _: &mut [f32; 4]) -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_f32;
@@ -1043,6 +1258,61 @@ mod tests {
             }
         }
         assert!(checked > 350_000, "the vectorised scan took only {checked}");
+    }
+
+    /// Four fields at once read as each alone does, and are read at once whenever each alone
+    /// is read the quick way in at most 15 bytes.
+    #[test]
+    fn four_fields_at_once() {
+        if !super::wide::available() {
+            return;
+        }
+        let mut rng = crate::rng::Rng::new(11);
+        let odd = ["0", "-0", "5.", ".5", "-.5", "-", ".", "", "1.2.3", "+1.5", "1e5", "NA", "1 ", "--1", "5-", "1.-5"];
+        let odd = odd.map(String::from);
+        let long = ["123456789012345", "-12345678901234", "0.00000000000001", "-1.2345678901234"].map(String::from);
+        let mut field = |rng: &mut crate::rng::Rng| match rng.below(20) {
+            0 => odd[rng.below(odd.len() as u64) as usize].clone(),
+            1 => long[rng.below(long.len() as u64) as usize].clone(),
+            _ => {
+                let x = rng.normal() * 10f64.powi(rng.below(12) as i32 - 6);
+                let digits = rng.below(10) as usize;
+                format!("{x:.digits$}")
+            }
+        };
+        let (mut together, mut alone) = (0, 0);
+        for _ in 0..100_000 {
+            let fields: Vec<String> = (0..4).map(|_| field(&mut rng)).collect();
+            let separator = if rng.below(2) == 0 { "\n" } else { ";" };
+            let line = format!("{}{separator}{}\n", "9;".repeat(8), fields.join(";"));
+            let buffer = format!("{line}{}", "7".repeat(64));
+            let mut ends = [0; 4];
+            let mut at = line.len() - 1 - fields.iter().map(|f| f.len() + 1).sum::<usize>();
+            for (j, f) in fields.iter().enumerate() {
+                at += f.len() + 1;
+                ends[j] = at;
+            }
+            let mut out = [0f32; 4];
+            // SAFETY: checked above; the first field ends past byte 16.
+            let read = unsafe { super::wide::four(buffer.as_bytes(), ends, b';', &mut out) };
+            let each: Vec<Option<f32>> = (0..4)
+                .map(|j| {
+                    // SAFETY: checked above.
+                    unsafe { super::simd::number(buffer.as_bytes(), ends[j] - fields[j].len(), ends[j]) }
+                        .filter(|_| fields[j].len() <= 15)
+                })
+                .collect();
+            if read {
+                for j in 0..4 {
+                    assert_eq!(Some(out[j].to_bits()), each[j].map(f32::to_bits), "{:?}", fields);
+                }
+                together += 1;
+            } else {
+                assert!(each.iter().any(Option::is_none), "{fields:?} could be read at once");
+                alone += 1;
+            }
+        }
+        assert!(together > 50_000 && alone > 20_000, "{together} read at once, {alone} not");
     }
 
     #[test]
