@@ -186,6 +186,70 @@ fn the_fast_reader_equals_the_careful_one_on_a_large_file() {
     }
 }
 
+/// Twelve numeric columns, read eight and four at a time where the processor can: numbers of
+/// every shape, missing markers, negative zeros, a CRLF after a number, read the same both ways;
+/// a line one field short, or one long, is left to the careful reader.
+#[test]
+fn the_fast_reader_equals_the_careful_one_on_many_numeric_columns() {
+    let mut rng = est::rng::Rng::new(5);
+    let names: Vec<String> = (0..12).map(|i| format!("x{i}")).collect();
+    let mut csv = format!("{},y\r\n", names.join(","));
+    for _ in 0..30_000 {
+        for _ in 0..12 {
+            let x = rng.normal() * 10f64.powi(rng.below(9) as i32 - 4);
+            let field = match rng.below(50) {
+                0 => "NA".to_string(),
+                1 => format!("{x:e}"),
+                2 => "-0.000".to_string(),
+                3 => format!("{x:.14}"),
+                4 => format!(" {x:.2}"),
+                5 => "5.".to_string(),
+                _ => format!("{x:.*}", rng.below(9) as usize),
+            };
+            csv.push_str(&field);
+            csv.push(',');
+        }
+        csv.push_str(&format!("{}\r\n", rng.below(3)));
+    }
+    // Declared out of the file's order, so the values of a group land apart.
+    let features =
+        names.iter().rev().map(|n| format!("numeric {n} {{ default = 0.5 }}")).collect::<Vec<_>>().join(", ");
+    let extra = ", missing = \"NA\"";
+    let careful = load_with(csv.as_bytes(), &features, extra, |plan, path| {
+        est::data::careful(plan, path, Purpose::Labelled).unwrap()
+    });
+    let fast = load_with(csv.as_bytes(), &features, extra, |plan, path| {
+        est::data::fast::load(plan, path, Purpose::Labelled).expect("a clean file takes the fast way")
+    });
+    assert_eq!((fast.rows, careful.rows), (30_000, 30_000));
+    assert_eq!(
+        fast.numeric.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        careful.numeric.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    for (a, b) in fast.numeric.columns.iter().zip(&careful.numeric.columns) {
+        assert_eq!((&a.name, a.offset, a.stats), (&b.name, b.offset, b.stats));
+    }
+    assert_eq!(classes(&fast), classes(&careful));
+
+    // One line a field short, then one a field long, in the middle of the file.
+    let lines: Vec<&str> = csv.split_inclusive("\r\n").collect();
+    for (line, edited) in
+        [(20_000, lines[20_000].split_once(',').unwrap().1.to_string()), (20_001, format!("1.25,{}", lines[20_001]))]
+    {
+        let mut broken = lines.clone();
+        broken[line] = &edited;
+        let broken = broken.concat();
+        assert!(load_with(broken.as_bytes(), &features, extra, |plan, path| {
+            est::data::fast::load(plan, path, Purpose::Labelled)
+        })
+        .is_none());
+        let err = load_with(broken.as_bytes(), &features, extra, |plan, path| {
+            data::load(plan, path, Purpose::Labelled).unwrap_err()
+        });
+        assert!(err.to_string().contains(&format!(":{}:", line + 1)), "{err}");
+    }
+}
+
 /// Lines far longer than the reader's tail reads, crossing its 1 MiB blocks, read the same both
 /// ways; a file with more lines than whole rows could fill is left to the careful reader, which
 /// names the first short line.

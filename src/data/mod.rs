@@ -280,7 +280,7 @@ pub fn careful(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, 
             Ok(false) => break,
             Err(e) => return Err(csv_error(path, body, e)),
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| start(body, p).0);
         let at = |column: usize, message: String| DataError::Field {
             path: path.to_owned(),
             line,
@@ -695,7 +695,7 @@ fn field_column(body: &[u8], record: &csv::ByteRecord, index: usize, delimiter: 
     let Some(pos) = record.position() else {
         return 1;
     };
-    let start = (pos.byte() as usize).min(body.len());
+    let start = start(body, pos).1;
     let line_end = body[start..].iter().position(|&b| b == b'\n').map_or(body.len(), |i| start + i);
     // Field ranges count unescaped bytes, so walk the raw line for quotes and delimiters.
     let line = &body[start..line_end];
@@ -714,15 +714,26 @@ fn field_column(body: &[u8], record: &csv::ByteRecord, index: usize, delimiter: 
     String::from_utf8_lossy(line).trim_end_matches('\r').chars().count() + 1
 }
 
+/// The line and byte where a record starts. After a CRLF the csv crate gives the position of
+/// the LF, on the line before (BurntSushi/rust-csv#395).
+fn start(body: &[u8], pos: &csv::Position) -> (u64, usize) {
+    let byte = (pos.byte() as usize).min(body.len());
+    if body.get(byte) == Some(&b'\n') {
+        (pos.line() + 1, byte + 1)
+    } else {
+        (pos.line(), byte)
+    }
+}
+
 fn csv_error(path: &Utf8Path, body: &[u8], e: csv::Error) -> DataError {
     let message = e.to_string();
     match e.position() {
         Some(pos) => {
-            let start = (pos.byte() as usize).min(body.len());
+            let (line, start) = start(body, pos);
             let line_start = body[..start].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
             DataError::Field {
                 path: path.to_owned(),
-                line: pos.line(),
+                line,
                 column: String::from_utf8_lossy(&body[line_start..start]).chars().count() + 1,
                 message,
             }
