@@ -489,8 +489,9 @@ struct Row<'a, 'p> {
 enum Op {
     /// Column `i`.
     Column(usize),
-    /// Columns `first..first + 4`, numeric ones whose values go to `at`, read together.
-    Four { first: usize, at: [usize; 4] },
+    /// Columns `first..first + count` (4 or 8), numeric ones whose values go to `at`, read
+    /// together.
+    Group { first: usize, count: usize, at: [usize; 8] },
 }
 
 /// What is done with one column of a line.
@@ -536,15 +537,18 @@ impl<'a, 'p> Row<'a, 'p> {
                 Some(Step::Number { at, .. }) => Some(*at),
                 _ => None,
             };
-            match [at(i), at(i + 1), at(i + 2), at(i + 3)] {
-                [Some(a), Some(b), Some(c), Some(d)] if wide => {
-                    ops.push(Op::Four { first: i, at: [a, b, c, d] });
-                    i += 4;
+            let run = (i..steps.len()).take(8).take_while(|&k| at(k).is_some()).count();
+            if wide && run >= 4 {
+                let count = if run == 8 { 8 } else { 4 };
+                let mut to = [0; 8];
+                for (j, to) in to.iter_mut().take(count).enumerate() {
+                    *to = at(i + j).unwrap_or_default();
                 }
-                _ => {
-                    ops.push(Op::Column(i));
-                    i += 1;
-                }
+                ops.push(Op::Group { first: i, count, at: to });
+                i += count;
+            } else {
+                ops.push(Op::Column(i));
+                i += 1;
             }
         }
         Row { delimiter, steps, fields, missing, shape, simd: simd::available(), ops, wide }
@@ -580,18 +584,23 @@ impl<'a, 'p> Row<'a, 'p> {
                     end = separators.next()?;
                     self.column(i, buffer, start, end, row, piece)?;
                 }
-                Op::Four { first, at } => {
-                    let ends = [separators.next()?, separators.next()?, separators.next()?, separators.next()?];
-                    end = ends[3];
-                    let mut values = [0f32; 4];
+                Op::Group { first, count, at } => {
+                    let (a, b, c, d) = (separators.next()?, separators.next()?, separators.next()?, separators.next()?);
+                    let ends = if count == 8 {
+                        [a, b, c, d, separators.next()?, separators.next()?, separators.next()?, separators.next()?]
+                    } else {
+                        [a, b, c, d, a, b, c, d]
+                    };
+                    end = ends[count - 1];
+                    let mut values = [0f32; 8];
                     // SAFETY: `wide` is what `wide::available()` said; the loads lie in `buffer`.
-                    if self.wide && ends[0] >= 16 && unsafe { wide::four(buffer, ends, self.delimiter, &mut values) } {
+                    if self.wide && ends[0] >= 16 && unsafe { wide::eight(buffer, ends, self.delimiter, &mut values) } {
                         let row = piece.block.get_mut(base..base + self.shape.width)?;
-                        for (x, at) in values.into_iter().zip(at) {
+                        for (&x, &at) in values.iter().zip(&at).take(count) {
                             *row.get_mut(at)? = x;
                         }
                     } else {
-                        for (j, &end) in ends.iter().enumerate() {
+                        for (j, &end) in ends[..count].iter().enumerate() {
                             self.column(first + j, buffer, start, end, row, piece)?;
                             start = end + 1;
                         }
@@ -1105,32 +1114,36 @@ mod wide {
         row.rows(buffer, pos, lines, piece)
     }
 
-    /// Reads the four fields that end at `ends` (each after the one before) into `out` when
-    /// each is a plain decimal of at most 15 bytes, as `simd::number` reads it; false, and
-    /// `out` untouched, when any is not.
+    /// Reads the eight fields that end at `ends` into `out` when each is a plain decimal of at
+    /// most 15 bytes, as `simd::number` reads it; false, and `out` untouched, when any is not.
+    /// The fields need not be next to each other.
     ///
     /// # Safety
-    /// `available()` returned true; `16 <= ends[0]` and `ends[3] <= buffer.len()`.
+    /// `available()` returned true; `16 <= ends[j] <= buffer.len()` for each j.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "sse4.1,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512bitalg")]
     #[inline]
-    pub unsafe fn four(buffer: &[u8], ends: [usize; 4], delimiter: u8, out: &mut [f32; 4]) -> bool {
+    pub unsafe fn eight(buffer: &[u8], ends: [usize; 8], delimiter: u8, out: &mut [f32; 8]) -> bool {
         use std::arch::x86_64::*;
-        // Lane j: the 16 bytes before field j's end, so the field lies at the lane's top, the
-        // separator before it below.
+        // Lane j of a register: the 16 bytes before field j's end, so the field lies at the
+        // lane's top, the separator before it below. Fields 0-3 fill one register, 4-7 another.
         let at = |j: usize| unsafe { _mm_loadu_si128(buffer.as_ptr().add(ends[j] - 16).cast()) };
-        let low = _mm256_inserti128_si256(_mm256_castsi128_si256(at(0)), at(1), 1);
-        let high = _mm256_inserti128_si256(_mm256_castsi128_si256(at(2)), at(3), 1);
-        let v = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+        let four = |j: usize| {
+            let low = _mm256_inserti128_si256(_mm256_castsi128_si256(at(j)), at(j + 1), 1);
+            let high = _mm256_inserti128_si256(_mm256_castsi128_si256(at(j + 2)), at(j + 3), 1);
+            _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1)
+        };
+        let (va, vb) = (four(0), four(4));
         let byte = |b: u8| _mm512_set1_epi8(b as i8);
-        let separators = _mm512_cmpeq_epi8_mask(v, byte(delimiter)) | _mm512_cmpeq_epi8_mask(v, byte(b'\n'));
-        let d = _mm512_sub_epi8(v, byte(b'0'));
-        let digits = _mm512_cmple_epu8_mask(d, byte(9));
-        let points = _mm512_cmpeq_epi8_mask(v, byte(b'.'));
-        let minus = _mm512_cmpeq_epi8_mask(v, byte(b'-'));
-
-        // The four 16-bit masks side by side in 16-bit lanes, so each step serves all four.
-        let lanes = |m: u64| _mm_cvtsi64_si128(m as i64);
+        let (da, db) = (_mm512_sub_epi8(va, byte(b'0')), _mm512_sub_epi8(vb, byte(b'0')));
+        // The eight 16-bit masks side by side in 16-bit lanes, so each step serves all eight.
+        let lanes = |a: u64, b: u64| _mm_set_epi64x(b as i64, a as i64);
+        let separators =
+            |v: __m512i| _mm512_cmpeq_epi8_mask(v, byte(delimiter)) | _mm512_cmpeq_epi8_mask(v, byte(b'\n'));
+        let separators = lanes(separators(va), separators(vb));
+        let digits = lanes(_mm512_cmple_epu8_mask(da, byte(9)), _mm512_cmple_epu8_mask(db, byte(9)));
+        let points = lanes(_mm512_cmpeq_epi8_mask(va, byte(b'.')), _mm512_cmpeq_epi8_mask(vb, byte(b'.')));
+        let minus = lanes(_mm512_cmpeq_epi8_mask(va, byte(b'-')), _mm512_cmpeq_epi8_mask(vb, byte(b'-')));
         // Each lane's bits at and below its highest set bit.
         let below = |x: __m128i| {
             let x = _mm_or_si128(x, _mm_srli_epi16(x, 1));
@@ -1138,21 +1151,20 @@ mod wide {
             let x = _mm_or_si128(x, _mm_srli_epi16(x, 4));
             _mm_or_si128(x, _mm_srli_epi16(x, 8))
         };
-        let ones = _mm_set1_epi16(-1);
-        let separators = below(lanes(separators));
+        let separators = below(separators);
         // The field: the bytes above the last separator.
-        let field = _mm_andnot_si128(separators, ones);
-        let digits = _mm_and_si128(lanes(digits), field);
-        let points = _mm_and_si128(lanes(points), field);
+        let field = _mm_andnot_si128(separators, _mm_set1_epi16(-1));
+        let digits = _mm_and_si128(digits, field);
+        let points = _mm_and_si128(points, field);
         let lowest = _mm_andnot_si128(_mm_slli_epi16(field, 1), field);
-        let sign = _mm_and_si128(_mm_and_si128(lanes(minus), field), lowest);
+        let sign = _mm_and_si128(_mm_and_si128(minus, field), lowest);
         // Anything but digits, one point and a leading minus; no digit; no separator in the
         // lane (a field longer than 15 bytes).
         let wrong = _mm_andnot_si128(_mm_or_si128(_mm_or_si128(digits, points), sign), field);
         let two_points = _mm_and_si128(points, _mm_sub_epi16(points, _mm_set1_epi16(1)));
         let zero = _mm_setzero_si128();
         let empty = _mm_or_si128(_mm_cmpeq_epi16(digits, zero), _mm_cmpeq_epi16(separators, zero));
-        if _mm_cvtsi128_si64(_mm_or_si128(_mm_or_si128(wrong, two_points), empty)) != 0 {
+        if _mm_test_all_zeros(_mm_or_si128(_mm_or_si128(wrong, two_points), empty), _mm_set1_epi16(-1)) == 0 {
             return false;
         }
 
@@ -1180,23 +1192,29 @@ mod wide {
         // SAFETY: 64-byte loads from 64-byte arrays.
         let (spread, iota) =
             unsafe { (_mm512_loadu_si512(SPREAD.as_ptr().cast()), _mm512_loadu_si512(IOTA.as_ptr().cast())) };
-        let point_bytes = _mm512_permutexvar_epi8(spread, _mm512_castsi128_si512(point));
-        let under = _mm512_cmpgt_epu8_mask(point_bytes, iota);
-        let order = _mm512_mask_sub_epi8(iota, under, iota, byte(1));
-        let aligned = _mm512_shuffle_epi8(_mm512_maskz_mov_epi8(_mm_cvtsi128_si64(digits) as u64, d), order);
-        // As `simd::number`: pairs, fours, eights of digits; then each lane's two eights,
-        // joined exactly in 64 bits.
-        let pairs = _mm512_maddubs_epi16(aligned, _mm512_set1_epi16(0x010A));
-        let fours = _mm512_madd_epi16(pairs, _mm512_set1_epi32(0x0001_0064));
-        let fours = _mm512_packus_epi32(fours, fours);
-        let eights = _mm512_madd_epi16(fours, _mm512_set1_epi32(0x0001_2710));
+        let digit_bytes = _mm_cvtsi128_si64(digits) as u64;
+        let quarters = |d: __m512i, point: __m128i, digits: u64| {
+            let point_bytes = _mm512_permutexvar_epi8(spread, _mm512_castsi128_si512(point));
+            let under = _mm512_cmpgt_epu8_mask(point_bytes, iota);
+            let order = _mm512_mask_sub_epi8(iota, under, iota, byte(1));
+            let aligned = _mm512_shuffle_epi8(_mm512_maskz_mov_epi8(digits, d), order);
+            // As `simd::number`: pairs, then fours of digits.
+            let pairs = _mm512_maddubs_epi16(aligned, _mm512_set1_epi16(0x010A));
+            _mm512_madd_epi16(pairs, _mm512_set1_epi32(0x0001_0064))
+        };
+        let fa = quarters(da, point, digit_bytes);
+        let fb = quarters(db, _mm_unpackhi_epi64(point, point), _mm_extract_epi64::<1>(digits) as u64);
+        // Per 128-bit lane j: the eights of fields j and 4 + j, joined exactly in 64 bits.
+        let eights = _mm512_madd_epi16(_mm512_packus_epi32(fa, fb), _mm512_set1_epi32(0x0001_2710));
         let mantissa =
             _mm512_add_epi64(_mm512_mul_epu32(eights, _mm512_set1_epi64(100_000_000)), _mm512_srli_epi64(eights, 32));
-        let mantissa = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 4, 6, 0, 2, 4, 6), mantissa);
         let m = _mm512_cvtepu64_pd(mantissa);
+        // So the values come in the order 0, 4, 1, 5, 2, 6, 3, 7.
+        let interleave =
+            |x: __m128i| _mm_shuffle_epi8(x, _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15));
         // Times 10^-(digits after the point), one rounding, as `simd::number`.
         let fraction = _mm512_and_si512(
-            _mm512_sub_epi64(_mm512_set1_epi64(16), _mm512_cvtepu16_epi64(point)),
+            _mm512_sub_epi64(_mm512_set1_epi64(16), _mm512_cvtepu16_epi64(interleave(point))),
             _mm512_set1_epi64(15),
         );
         // SAFETY: 64-byte loads from the 23-entry table.
@@ -1206,19 +1224,20 @@ mod wide {
         let bits = _mm512_and_si512(_mm512_castpd_si512(r), _mm512_set1_epi64(0x1FFF_FFFF));
         let near =
             _mm512_cmple_epu64_mask(_mm512_sub_epi64(bits, _mm512_set1_epi64(0x1000_0000 - 8)), _mm512_set1_epi64(16));
-        if near & 0xF != 0 {
+        if near != 0 {
             return false;
         }
-        let x = _mm256_castps256_ps128(_mm512_cvtpd_ps(r));
-        let negative = _mm_cmpneq_epu32_mask(_mm_cvtepu16_epi32(sign), zero);
-        let x = _mm_mask_or_epi32(_mm_castps_si128(x), negative, _mm_castps_si128(x), _mm_set1_epi32(i32::MIN));
-        // SAFETY: 16 bytes into the four floats of `out`.
-        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), x) };
+        let x = _mm256_castps_si256(_mm512_cvtpd_ps(r));
+        let negative = _mm256_cmpneq_epu32_mask(_mm256_cvtepu16_epi32(interleave(sign)), _mm256_setzero_si256());
+        let x = _mm256_mask_or_epi32(x, negative, x, _mm256_set1_epi32(i32::MIN));
+        let x = _mm256_permutexvar_epi32(_mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7), x);
+        // SAFETY: 32 bytes into the eight floats of `out`.
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), x) };
         true
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    pub unsafe fn four(_: &[u8], _: [usize; 4], _: u8, _: &mut [f32; 4]) -> bool {
+    pub unsafe fn eight(_: &[u8], _: [usize; 8], _: u8, _: &mut [f32; 8]) -> bool {
         false
     }
 }
@@ -1297,10 +1316,10 @@ mod tests {
         assert!(checked > 350_000, "the vectorised scan took only {checked}");
     }
 
-    /// Four fields at once read as each alone does, and are read at once whenever each alone
+    /// Eight fields at once read as each alone does, and are read at once whenever each alone
     /// is read the quick way in at most 15 bytes.
     #[test]
-    fn four_fields_at_once() {
+    fn eight_fields_at_once() {
         if !super::wide::available() {
             return;
         }
@@ -1308,7 +1327,7 @@ mod tests {
         let odd = ["0", "-0", "5.", ".5", "-.5", "-", ".", "", "1.2.3", "+1.5", "1e5", "NA", "1 ", "--1", "5-", "1.-5"];
         let odd = odd.map(String::from);
         let long = ["123456789012345", "-12345678901234", "0.00000000000001", "-1.2345678901234"].map(String::from);
-        let mut field = |rng: &mut crate::rng::Rng| match rng.below(20) {
+        let field = |rng: &mut crate::rng::Rng| match rng.below(40) {
             0 => odd[rng.below(odd.len() as u64) as usize].clone(),
             1 => long[rng.below(long.len() as u64) as usize].clone(),
             _ => {
@@ -1319,20 +1338,20 @@ mod tests {
         };
         let (mut together, mut alone) = (0, 0);
         for _ in 0..100_000 {
-            let fields: Vec<String> = (0..4).map(|_| field(&mut rng)).collect();
-            let separator = if rng.below(2) == 0 { "\n" } else { ";" };
-            let line = format!("{}{separator}{}\n", "9;".repeat(8), fields.join(";"));
-            let buffer = format!("{line}{}", "7".repeat(64));
-            let mut ends = [0; 4];
-            let mut at = line.len() - 1 - fields.iter().map(|f| f.len() + 1).sum::<usize>();
+            let fields: Vec<String> = (0..8).map(|_| field(&mut rng)).collect();
+            // Fields after the first may be separated by a newline, or by other fields.
+            let mut line = "9;".repeat(8);
+            let mut ends = [0; 8];
             for (j, f) in fields.iter().enumerate() {
-                at += f.len() + 1;
-                ends[j] = at;
+                line.push_str(["\n", ";", ";", ";-1.5;"][rng.below(4) as usize]);
+                line.push_str(f);
+                ends[j] = line.len();
             }
-            let mut out = [0f32; 4];
-            // SAFETY: checked above; the first field ends past byte 16.
-            let read = unsafe { super::wide::four(buffer.as_bytes(), ends, b';', &mut out) };
-            let each: Vec<Option<f32>> = (0..4)
+            let buffer = format!("{line}\n{}", "7".repeat(64));
+            let mut out = [0f32; 8];
+            // SAFETY: checked above; each field ends past byte 16.
+            let read = unsafe { super::wide::eight(buffer.as_bytes(), ends, b';', &mut out) };
+            let each: Vec<Option<f32>> = (0..8)
                 .map(|j| {
                     // SAFETY: checked above.
                     unsafe { super::simd::number(buffer.as_bytes(), ends[j] - fields[j].len(), ends[j]) }
@@ -1340,8 +1359,8 @@ mod tests {
                 })
                 .collect();
             if read {
-                for j in 0..4 {
-                    assert_eq!(Some(out[j].to_bits()), each[j].map(f32::to_bits), "{:?}", fields);
+                for j in 0..8 {
+                    assert_eq!(Some(out[j].to_bits()), each[j].map(f32::to_bits), "{fields:?}");
                 }
                 together += 1;
             } else {
@@ -1349,7 +1368,7 @@ mod tests {
                 alone += 1;
             }
         }
-        assert!(together > 50_000 && alone > 20_000, "{together} read at once, {alone} not");
+        assert!(together > 40_000 && alone > 20_000, "{together} read at once, {alone} not");
     }
 
     #[test]
