@@ -379,12 +379,19 @@ impl Shared<'_, '_> {
         fill(self.file, buffer, 0, from, len)?;
         // Lines start after each newline before the block's last byte, and at the body's start.
         let head = &buffer[..len - 1];
-        let lines = memchr::memchr_iter(b'\n', head).count() + usize::from(k == 0);
+        let (newlines, quoted) = if self.row.wide {
+            // SAFETY: the processor has what `wide::newlines` needs (`wide::available()`).
+            unsafe { wide::newlines(head) }
+        } else {
+            (memchr::memchr_iter(b'\n', head).count(), memchr(b'"', head).is_some())
+        };
+        let lines = newlines + usize::from(k == 0);
         let first_line = if k == 0 { 0 } else { memchr(b'\n', head).map_or(0, |i| i + 1) };
         let first = self.ticket(k, lines)?;
         if lines == 0 {
             return Some(());
         }
+        let whole = len;
         if first + lines > self.bound {
             // Lines shorter than a row can be: the careful reader says which.
             return None;
@@ -413,7 +420,8 @@ impl Shared<'_, '_> {
                 len += n;
             }
         }
-        if memchr(b'"', &buffer[first_line..len]).is_some() {
+        // Quotes, even before the first line, are left to the careful reader.
+        if quoted || memchr(b'"', &buffer[whole - 1..len]).is_some() {
             return None;
         }
         // SAFETY: the blocks' tickets give disjoint rows, and these lie below the bound.
@@ -1096,7 +1104,38 @@ mod wide {
         return false;
     }
 
-    /// `Row::rows` compiled for AVX-512, so that `four` inlines into it.
+    /// How many newlines `bytes` holds, and whether it holds a quote.
+    ///
+    /// # Safety
+    /// `available()` returned true.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,popcnt")]
+    pub unsafe fn newlines(bytes: &[u8]) -> (usize, bool) {
+        use std::arch::x86_64::*;
+        let (newline, quote) = (_mm512_set1_epi8(b'\n' as i8), _mm512_set1_epi8(b'"' as i8));
+        let (mut count, mut quotes) = (0u64, 0u64);
+        let mut chunks = bytes.chunks_exact(64);
+        for chunk in &mut chunks {
+            // SAFETY: a 64-byte load from a 64-byte chunk.
+            let v = unsafe { _mm512_loadu_si512(chunk.as_ptr().cast()) };
+            count += u64::from(_mm512_cmpeq_epi8_mask(v, newline).count_ones());
+            quotes |= _mm512_cmpeq_epi8_mask(v, quote);
+        }
+        let rest = chunks.remainder();
+        // SAFETY: the masked load reads only the bytes of `rest`.
+        let v = unsafe { _mm512_maskz_loadu_epi8((1u64 << rest.len()) - 1, rest.as_ptr().cast()) };
+        let keep = (1u64 << rest.len()) - 1;
+        count += u64::from((_mm512_cmpeq_epi8_mask(v, newline) & keep).count_ones());
+        quotes |= _mm512_cmpeq_epi8_mask(v, quote) & keep;
+        (count as usize, quotes != 0)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub unsafe fn newlines(bytes: &[u8]) -> (usize, bool) {
+        (memchr::memchr_iter(b'\n', bytes).count(), memchr::memchr(b'"', bytes).is_some())
+    }
+
+    /// `Row::rows` compiled for AVX-512, so that `eight` inlines into it.
     ///
     /// # Safety
     /// `available()` returned true.
