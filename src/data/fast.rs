@@ -11,10 +11,14 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use camino::Utf8Path;
 
-use super::{finish_stats, IdColumn, Labels, NumericBlock, NumericColumn, Purpose, Stats, Table};
+use super::{
+    dense_partial, finish_stats, merge_stats, Acc, IdColumn, Labels, NumericBlock, NumericColumn, Purpose, Stats,
+    Table, STATS_ROWS,
+};
 use crate::plan::{CategoricalIds, FeatureKind, HeadKind, Plan};
 
 const BLOCK: usize = 1 << 20;
@@ -150,7 +154,8 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Option<Table> {
         classes: (classes.as_mut_ptr(), usize::from(labelled && !regression)),
         values: (values.as_mut_ptr(), usize::from(regression)),
     };
-    let shared = Shared {
+    let groups = bound.div_ceil(STATS_ROWS);
+    let mut shared = Shared {
         file: &file,
         body_start,
         size,
@@ -159,6 +164,8 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Option<Table> {
         next: AtomicUsize::new(0),
         starts: (0..=blocks).map(|k| AtomicUsize::new(if k == 0 { 0 } else { UNKNOWN })).collect(),
         failed: AtomicBool::new(false),
+        filled: (0..groups).map(|_| AtomicUsize::new(0)).collect(),
+        partials: (0..groups).map(|_| OnceLock::new()).collect(),
         columns: columns_out,
         row: Row::new(names.len(), delimiter, &fields, &missing, shape),
     };
@@ -191,7 +198,23 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Option<Table> {
         rows.sort_unstable();
     }
     let mut numeric = NumericBlock { values: block, width, columns };
-    finish_stats(&mut numeric, &missing_rows);
+    if width > 0 && missing_rows.iter().all(Vec::is_empty) {
+        // The groups of rows the cores did not sum as they went: the last, partly filled one.
+        let partials: Vec<Vec<Acc>> = std::mem::take(&mut shared.partials)
+            .into_iter()
+            .take(rows.div_ceil(STATS_ROWS))
+            .enumerate()
+            .map(|(g, partial)| {
+                partial.into_inner().unwrap_or_else(|| {
+                    let rows = g * STATS_ROWS..((g + 1) * STATS_ROWS).min(rows);
+                    dense_partial(&numeric.values[rows.start * width..rows.end * width], width)
+                })
+            })
+            .collect();
+        merge_stats(&mut numeric, &partials);
+    } else {
+        finish_stats(&mut numeric, &missing_rows);
+    }
     let mut table = Table { rows, numeric, ..Table::default() };
     for (k, name) in categorical.iter().enumerate() {
         let column: Vec<i64> = (0..rows).map(|r| ids[r * categorical.len() + k]).collect();
@@ -346,6 +369,10 @@ struct Shared<'a, 'p> {
     /// Per block, the table row of its first row, once the blocks before it have counted theirs.
     starts: Vec<AtomicUsize>,
     failed: AtomicBool,
+    /// Per group of `STATS_ROWS` table rows, how many have been read, and once all have, their
+    /// statistics (right for a file with no missing values), summed while they are in cache.
+    filled: Vec<AtomicUsize>,
+    partials: Vec<OnceLock<Vec<Acc>>>,
     columns: Columns,
     row: Row<'a, 'p>,
 }
@@ -435,7 +462,33 @@ impl Shared<'_, '_> {
         } else {
             self.row.rows(&buffer[..len + PAD], first_line, lines, &mut piece)?
         };
-        (stop == len).then_some(())
+        if stop != len {
+            return None;
+        }
+        drop(piece);
+        self.sum_groups(first, lines);
+        Some(())
+    }
+
+    /// Counts rows `first..first + lines` as read, and sums each group of rows that this makes
+    /// complete.
+    fn sum_groups(&self, first: usize, lines: usize) {
+        let width = self.row.shape.width;
+        let end = first + lines;
+        if width == 0 || lines == 0 {
+            return;
+        }
+        for g in first / STATS_ROWS..=(end - 1) / STATS_ROWS {
+            let here = end.min((g + 1) * STATS_ROWS) - first.max(g * STATS_ROWS);
+            if self.filled[g].fetch_add(here, Ordering::AcqRel) + here == STATS_ROWS {
+                // SAFETY: every row of the group has been written (the count says so, and its
+                // acquire orders those writes before this read) and none is written again.
+                let values = unsafe {
+                    std::slice::from_raw_parts(self.columns.block.0.add(g * STATS_ROWS * width), STATS_ROWS * width)
+                };
+                let _ = self.partials[g].set(dense_partial(values, width));
+            }
+        }
     }
 
     /// The table row where block `k`'s `lines` rows start, once the blocks before it have

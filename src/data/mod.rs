@@ -514,7 +514,6 @@ fn block(plan: &Plan, rows: usize, mut columns: BTreeMap<&str, (Vec<f32>, usize,
 /// run over fixed blocks of rows, in parallel, and the blocks' partial sums are added in order,
 /// so both ways of reading a file, on any number of cores, give the same bits.
 pub(crate) fn finish_stats(block: &mut NumericBlock, missing: &[Vec<usize>]) {
-    const ROWS: usize = 1 << 14;
     let width = block.width;
     if width == 0 || block.values.is_empty() {
         return;
@@ -536,7 +535,8 @@ pub(crate) fn finish_stats(block: &mut NumericBlock, missing: &[Vec<usize>]) {
             })
         })
         .collect();
-    let blocks: Vec<(usize, usize)> = (0..rows).step_by(ROWS).map(|start| (start, (start + ROWS).min(rows))).collect();
+    let blocks: Vec<(usize, usize)> =
+        (0..rows).step_by(STATS_ROWS).map(|start| (start, (start + STATS_ROWS).min(rows))).collect();
     let complete = gaps.iter().all(Option::is_none);
     let partial = |&(start, end): &(usize, usize)| -> Vec<Acc> {
         if complete {
@@ -565,9 +565,17 @@ pub(crate) fn finish_stats(block: &mut NumericBlock, missing: &[Vec<usize>]) {
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     });
+    merge_stats(block, &partials);
+}
+
+/// Rows summed together before the sums are added up, in `finish_stats` and its parts.
+pub(crate) const STATS_ROWS: usize = 1 << 14;
+
+/// Each column's statistics from the partial ones of its row groups, in order.
+pub(crate) fn merge_stats(block: &mut NumericBlock, partials: &[Vec<Acc>]) {
     for column in &mut block.columns {
         let mut total = Acc::default();
-        for p in &partials {
+        for p in partials {
             for a in &p[column.offset..column.offset + column.shape] {
                 total.merge(a);
             }
@@ -578,7 +586,7 @@ pub(crate) fn finish_stats(block: &mut NumericBlock, missing: &[Vec<usize>]) {
 
 /// Statistics of a block with no missing values, every column added in row order as `Acc::add`
 /// does, with one array per statistic so the columns of a row are added side by side (SIMD).
-fn dense_partial(values: &[f32], width: usize) -> Vec<Acc> {
+pub(crate) fn dense_partial(values: &[f32], width: usize) -> Vec<Acc> {
     let (mut sum, mut sum_sq) = (vec![0.0f64; width], vec![0.0f64; width]);
     let (mut min, mut max) = (vec![f64::INFINITY; width], vec![f64::NEG_INFINITY; width]);
     for row in values.chunks_exact(width) {
@@ -596,7 +604,7 @@ fn dense_partial(values: &[f32], width: usize) -> Vec<Acc> {
 }
 
 #[derive(Clone, Copy)]
-struct Acc {
+pub(crate) struct Acc {
     count: u64,
     sum: f64,
     sum_sq: f64,
