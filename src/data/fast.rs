@@ -825,7 +825,11 @@ fn read_field(raw: &[u8], field: &Field, row: usize, missing: &[&[u8]], piece: &
             let class = match vocabulary {
                 Some(map) => *map.get(raw)?,
                 None => {
-                    let c = std::str::from_utf8(raw).ok()?.parse::<i64>().ok()?;
+                    let c = match raw {
+                        // Most class labels: one digit.
+                        [d] if d.is_ascii_digit() => i64::from(d - b'0'),
+                        _ => std::str::from_utf8(raw).ok()?.parse::<i64>().ok()?,
+                    };
                     (0..*n_classes).contains(&c).then_some(c)?
                 }
             };
