@@ -687,10 +687,11 @@ fn run_locked(
             unchecked = Some((step, loss.shallow_clone()));
             None
         };
-        progress.step(step, loss_value.filter(|_| log_now));
+        // Written before the step is reported, so what the console shows is already in the events.
         if summarize {
             write_summary(&mut events, plan, &session, step, now, loss_value, &taps, &mut last_summary)?;
         }
+        progress.step(step, loss_value.filter(|_| log_now));
 
         if save_now {
             let pause = std::time::Instant::now();
