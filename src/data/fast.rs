@@ -466,7 +466,7 @@ impl Shared<'_, '_> {
         if stop != len {
             return None;
         }
-        drop(piece);
+        // The block's rows are read: `piece`, which borrowed them mutably, is not used again.
         self.sum_groups(first, lines);
         Some(())
     }
