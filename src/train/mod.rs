@@ -696,9 +696,9 @@ fn run_locked(
         if save_now {
             let pause = std::time::Instant::now();
             let tensors = session.saveable(step, last_save_step.unwrap_or(from))?;
-            let previous = saver.save(session.meta(plan, now), tensors)?;
+            let finished = saver.save(session.meta(plan, now), tensors)?;
             pauses.push(pause.elapsed().as_secs_f64() * 1000.0);
-            if let Some(entry) = previous {
+            for entry in finished {
                 progress.saved(&entry);
                 last_saved = Some(entry);
             }
@@ -731,11 +731,11 @@ fn run_locked(
     }
     if last_save_step != Some(session.global_step) {
         let tensors = session.saveable(session.global_step, last_save_step.unwrap_or(from))?;
-        if let Some(entry) = saver.save(session.meta(plan, clock.now()), tensors)? {
+        for entry in saver.save(session.meta(plan, clock.now()), tensors)? {
             progress.saved(&entry);
         }
     }
-    if let Some(entry) = saver.wait()? {
+    for entry in saver.wait()? {
         progress.saved(&entry);
         last_saved = Some(entry);
     }

@@ -1,10 +1,11 @@
 //! Checkpoint writes off the training thread: the training thread copies the tensors to the host
 //! and hands them over; encoding, hashing, writing, fsync and the manifest happen on one writer
-//! thread that lives as long as the run, scheduled so that it never preempts training. The next
-//! save waits for the previous one, so at most one is in flight.
+//! thread that lives as long as the run, scheduled so that it never preempts training. One save
+//! may wait behind the one being written, so a slow fsync does not stall training; a third
+//! waits for the first, so at most two copies of the tensors are held.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
 use camino::Utf8PathBuf;
@@ -17,7 +18,8 @@ pub struct Saver {
     dir: Utf8PathBuf,
     jobs: Option<SyncSender<Job>>,
     results: Receiver<Result<Entry, CheckpointError>>,
-    in_flight: bool,
+    /// Saves handed over whose result has not been taken.
+    in_flight: usize,
     writer: Option<JoinHandle<()>>,
 }
 
@@ -25,7 +27,7 @@ impl Saver {
     /// `protect` is the checkpoint this run restored from, which retention must keep.
     pub fn new(dir: Utf8PathBuf, retention: Retention, protect: Option<String>) -> Saver {
         let (jobs, incoming) = sync_channel::<Job>(1);
-        let (done, results) = sync_channel(1);
+        let (done, results) = sync_channel(2);
         let store = Store::new(&dir);
         let writer = std::thread::spawn(move || {
             batch_priority();
@@ -35,38 +37,49 @@ impl Saver {
                 }
             }
         });
-        Saver { dir, jobs: Some(jobs), results, in_flight: false, writer: Some(writer) }
+        Saver { dir, jobs: Some(jobs), results, in_flight: 0, writer: Some(writer) }
     }
 
-    /// Starts writing a checkpoint; returns the previous save's entry once it has finished.
-    pub fn save(
-        &mut self,
-        meta: Meta,
-        tensors: BTreeMap<String, HostTensor>,
-    ) -> Result<Option<Entry>, CheckpointError> {
-        let previous = self.wait()?;
-        let stopped = || CheckpointError::Corrupt {
-            path: self.dir.clone(),
-            reason: "the checkpoint writer stopped unexpectedly".into(),
-        };
-        self.jobs.as_ref().ok_or_else(stopped)?.send((meta, tensors)).map_err(|_| stopped())?;
-        self.in_flight = true;
-        Ok(previous)
+    /// Starts writing a checkpoint; returns the entries of earlier saves that have finished.
+    /// Waits only when two saves are already in flight.
+    pub fn save(&mut self, meta: Meta, tensors: BTreeMap<String, HostTensor>) -> Result<Vec<Entry>, CheckpointError> {
+        let mut finished = Vec::new();
+        while self.in_flight > 0 {
+            match self.results.try_recv() {
+                Ok(result) => {
+                    self.in_flight -= 1;
+                    finished.push(result?);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return Err(self.stopped()),
+            }
+        }
+        if self.in_flight >= 2 {
+            finished.push(self.next()?);
+        }
+        let job = (meta, tensors);
+        self.jobs.as_ref().ok_or_else(|| self.stopped())?.send(job).map_err(|_| self.stopped())?;
+        self.in_flight += 1;
+        Ok(finished)
     }
 
-    /// Waits for the save in flight, if any.
-    pub fn wait(&mut self) -> Result<Option<Entry>, CheckpointError> {
-        if !self.in_flight {
-            return Ok(None);
+    /// Waits for every save in flight; their entries, in order.
+    pub fn wait(&mut self) -> Result<Vec<Entry>, CheckpointError> {
+        let mut finished = Vec::new();
+        while self.in_flight > 0 {
+            finished.push(self.next()?);
         }
-        self.in_flight = false;
-        match self.results.recv() {
-            Ok(result) => result.map(Some),
-            Err(_) => Err(CheckpointError::Corrupt {
-                path: self.dir.clone(),
-                reason: "the checkpoint writer stopped unexpectedly".into(),
-            }),
-        }
+        Ok(finished)
+    }
+
+    /// Waits for the oldest save in flight.
+    fn next(&mut self) -> Result<Entry, CheckpointError> {
+        self.in_flight -= 1;
+        self.results.recv().map_err(|_| self.stopped())?
+    }
+
+    fn stopped(&self) -> CheckpointError {
+        CheckpointError::Corrupt { path: self.dir.clone(), reason: "the checkpoint writer stopped unexpectedly".into() }
     }
 }
 
