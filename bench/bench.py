@@ -64,12 +64,12 @@ def pipeline(name, csv, label, features, hidden, classes, batch, steps, device="
     return path
 
 
-def run_est(est_file, model_dir):
+def run_est(est_file, model_dir, *args):
     """One `est train` from scratch: wall-clock marks from its stderr, its own summary."""
     shutil.rmtree(model_dir, ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    child = subprocess.Popen([EST, "train", est_file, "--model-dir", model_dir], stdout=subprocess.PIPE,
+    child = subprocess.Popen([EST, "train", est_file, "--model-dir", model_dir, *args], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     first_step = None
     lines = []
@@ -118,18 +118,11 @@ def ingest(est_file, csv, rounds):
     Each est run is a fresh `est train --steps 1` into a fresh model directory; its own timing
     covers reading the file and handing the columns to libtorch."""
     est, pandas = [], []
-    for k in range(rounds):
-        model_dir = os.path.join(WORK, f"ingest-{k}")
-        shutil.rmtree(model_dir, ignore_errors=True)
-        out = subprocess.run([EST, "train", est_file, "--steps", "1", "--model-dir", model_dir], capture_output=True,
-                             text=True)
-        read = re.search(r"read \d+ rows from .* in ([\d.]+) s", out.stderr)
-        if out.returncode != 0 or not read:
-            sys.exit(f"est failed:\n{out.stderr}")
-        est.append(float(read.group(1)))
+    model_dir = os.path.join(WORK, "ingest")
+    for _ in range(rounds):
+        est.append(run_est(est_file, model_dir, "--steps", "1")["read_s"])
         pandas.append(pandas_read(csv))
-    for k in range(rounds):
-        shutil.rmtree(os.path.join(WORK, f"ingest-{k}"), ignore_errors=True)
+    shutil.rmtree(model_dir, ignore_errors=True)
     return est, pandas
 
 
