@@ -1,5 +1,7 @@
 //! est's one integration test binary: each module is one area of behaviour.
 
+#[cfg(feature = "torch")]
+mod backprop;
 mod cli;
 mod common;
 mod compile;

@@ -138,6 +138,21 @@ impl Model {
         self.index.contains_key(name)
     }
 
+    /// Where `name` is in `params`.
+    pub fn param_index(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// The DNN part, if the model has one.
+    pub fn dnn(&self) -> Option<&DnnPlan> {
+        self.dnn.as_ref()
+    }
+
+    /// Whether the model has a linear part (alone or beside a DNN).
+    pub fn has_linear(&self) -> bool {
+        self.linear.is_some()
+    }
+
     pub fn param(&self, name: &str) -> Result<&Tensor, LowerError> {
         self.index.get(name).map(|&i| &self.params[i].tensor).ok_or_else(|| LowerError::MissingVariable(name.into()))
     }
@@ -174,15 +189,9 @@ impl Model {
         logits.ok_or_else(|| LowerError::MissingVariable("dnn/logits/kernel".into()))
     }
 
-    fn dnn_logits(
-        &self,
-        dnn: &DnnPlan,
-        x: &Inputs,
-        training: bool,
-        step: u64,
-        seed: u64,
-        mut taps: Option<&mut Vec<Tensor>>,
-    ) -> Result<Tensor, LowerError> {
+    /// The DNN's input layer for a batch: its columns side by side, `[batch, input_width]`.
+    pub fn dnn_input(&self, x: &Inputs) -> Result<Tensor, LowerError> {
+        let dnn = self.dnn.as_ref().ok_or_else(|| LowerError::MissingVariable("dnn/logits/kernel".into()))?;
         let mut parts = Vec::with_capacity(dnn.spec.inputs.len());
         let mut run: Vec<String> = Vec::new();
         for name in &dnn.spec.inputs {
@@ -205,7 +214,19 @@ impl Model {
         if !run.is_empty() {
             parts.push(x.numeric_run(&run)?);
         }
-        let mut h = if parts.len() == 1 { parts.remove(0) } else { Tensor::f_cat(&parts, 1)? };
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Tensor::f_cat(&parts, 1)? })
+    }
+
+    fn dnn_logits(
+        &self,
+        dnn: &DnnPlan,
+        x: &Inputs,
+        training: bool,
+        step: u64,
+        seed: u64,
+        mut taps: Option<&mut Vec<Tensor>>,
+    ) -> Result<Tensor, LowerError> {
+        let mut h = self.dnn_input(x)?;
         if training && dnn.spec.dropout > 0.0 {
             // One seed per step: dropout masks are a function of (seed, step), not of history.
             tch::manual_seed((crate::rng::mix(seed ^ step.wrapping_mul(0x9e37_79b9)) >> 1) as i64);

@@ -2,6 +2,7 @@
 //! state, data order, global step), trains, evaluates and predicts. A resumed run continues
 //! bit for bit where the previous one stopped.
 
+pub mod direct;
 pub mod evaluate;
 pub mod optim;
 pub mod predict;
@@ -22,6 +23,7 @@ use crate::data::{self, DataError, Purpose, Table};
 use crate::events::{EventWriter, Item};
 use crate::lower::{torch_message, Inputs, LowerError, Model};
 use crate::plan::*;
+use direct::Direct;
 use optim::OptimizerState;
 
 pub use evaluate::Metrics;
@@ -459,6 +461,35 @@ pub fn example_losses(head: &Head, logits: &Tensor, x: &Inputs) -> Result<Tensor
     })
 }
 
+/// A step's loss: autograd's, read only when needed (reading syncs with the device), or the
+/// written-out step's value.
+enum StepLoss {
+    Pending(Tensor),
+    Known(f64),
+}
+
+impl StepLoss {
+    fn value(&self) -> Result<f64, TrainError> {
+        Ok(match self {
+            StepLoss::Pending(loss) => loss.f_double_value(&[])?,
+            StepLoss::Known(value) => *value,
+        })
+    }
+}
+
+/// One optimizer's update of its flat buffer from the gradients of its members, end to end.
+fn update(opt: &mut OptimizerState, flat: &Tensor, parts: Vec<Tensor>, step: u64) -> Result<(), TrainError> {
+    let lr = schedule::learning_rate(opt.config.learning_rate, opt.config.decay.as_ref(), step);
+    if let Some(done) = opt.apply_fused(flat, &parts, lr) {
+        return Ok(done?);
+    }
+    let grads = [if parts.len() == 1 { parts[0].shallow_clone() } else { Tensor::f_cat(&parts, 0)? }];
+    if let Some(clip) = opt.config.clip_norm {
+        optim::clip_global_norm(&grads, clip)?;
+    }
+    Ok(opt.apply(std::slice::from_ref(flat), &grads, lr)?)
+}
+
 /// Steps this run takes from `global_step`, and how many rows its last batch may hold.
 fn plan_steps(plan: &Plan, opts: &RunOptions, global_step: u64, rows: u64) -> (u64, Option<u64>) {
     let batch = plan.train.batch_size as u64;
@@ -608,9 +639,12 @@ fn run_locked(
         .map(|g| g.members.iter().map(|&(i, _, _)| session.model.params[i].tensor.shallow_clone()).collect())
         .collect();
     let all_leaves: Vec<&Tensor> = leaves.iter().flatten().collect();
+    // The common DNN on the CPU trains with its backpropagation written out; other models
+    // through autograd.
+    let mut direct = Direct::new(&session.model, batch_size as i64)?;
 
     // The last step's loss, unread until the final save checks it.
-    let mut unchecked: Option<(u64, Tensor)> = None;
+    let mut unchecked: Option<(u64, StepLoss)> = None;
     while session.global_step < to {
         if stop.load(Ordering::Relaxed) {
             interrupted = true;
@@ -639,31 +673,31 @@ fn run_locked(
         // tf.estimator's SummarySaverHook: the first step of a run, then every `summaries.every`.
         let summarize = next == from + 1 || next % plan.summaries.every == 0;
         let mut taps = Vec::new();
-        let logits = session.model.forward_tapped(
-            &x,
-            true,
-            session.global_step,
-            plan.train.seed,
-            summarize.then_some(&mut taps),
-        )?;
-        let loss = batch_loss(&session.model.head, &logits, &x)?;
-        // Gradients straight from autograd (nothing accumulates, nothing to zero), laid end to
-        // end like the flat buffers.
-        let mut grads = Tensor::f_run_backward(&[&loss], &all_leaves, false, false)?.into_iter();
-        for ((opt, flat), members) in session.optimizers.iter_mut().zip(&flats).zip(&leaves) {
-            let parts: Vec<Tensor> =
-                grads.by_ref().take(members.len()).map(|g| g.f_view([-1])).collect::<Result<_, _>>()?;
-            let lr = schedule::learning_rate(opt.config.learning_rate, opt.config.decay.as_ref(), session.global_step);
-            if let Some(done) = opt.apply_fused(flat, &parts, lr) {
-                done?;
-                continue;
+        let loss = if let Some(direct) = direct.as_mut() {
+            let value = direct.step(&session.model, &x, summarize.then_some(&mut taps))?;
+            for ((opt, flat), grad) in session.optimizers.iter_mut().zip(&flats).zip(direct.grads()) {
+                update(opt, flat, vec![grad.shallow_clone()], session.global_step)?;
             }
-            let grads = [Tensor::f_cat(&parts, 0)?];
-            if let Some(clip) = opt.config.clip_norm {
-                optim::clip_global_norm(&grads, clip)?;
+            StepLoss::Known(value)
+        } else {
+            let logits = session.model.forward_tapped(
+                &x,
+                true,
+                session.global_step,
+                plan.train.seed,
+                summarize.then_some(&mut taps),
+            )?;
+            let loss = batch_loss(&session.model.head, &logits, &x)?;
+            // Gradients straight from autograd (nothing accumulates, nothing to zero), laid end
+            // to end like the flat buffers.
+            let mut grads = Tensor::f_run_backward(&[&loss], &all_leaves, false, false)?.into_iter();
+            for ((opt, flat), members) in session.optimizers.iter_mut().zip(&flats).zip(&leaves) {
+                let parts: Vec<Tensor> =
+                    grads.by_ref().take(members.len()).map(|g| g.f_view([-1])).collect::<Result<_, _>>()?;
+                update(opt, flat, parts, session.global_step)?;
             }
-            opt.apply(std::slice::from_ref(flat), &grads, lr)?;
-        }
+            StepLoss::Pending(loss)
+        };
         session.global_step += 1;
         session.data_order = batcher.order();
         let step = session.global_step;
@@ -676,7 +710,7 @@ fn run_locked(
         // Reading the loss syncs with the device: only when it is logged or about to be saved,
         // and a state whose loss is not finite is never saved.
         let loss_value = if log_now || save_now || summarize {
-            let value = loss.f_double_value(&[])?;
+            let value = loss.value()?;
             if !value.is_finite() {
                 return Err(TrainError::NonFiniteLoss { step, value, last_good: last_save_step.unwrap_or(from) });
             }
@@ -684,7 +718,7 @@ fn run_locked(
             unchecked = None;
             Some(value)
         } else {
-            unchecked = Some((step, loss.shallow_clone()));
+            unchecked = Some((step, loss));
             None
         };
         // Written before the step is reported, so what the console shows is already in the events.
@@ -723,7 +757,7 @@ fn run_locked(
     }
     // An interrupted run ends between checks: its state is saved only if its loss is finite.
     if let Some((step, loss)) = unchecked {
-        let value = loss.f_double_value(&[])?;
+        let value = loss.value()?;
         if !value.is_finite() {
             return Err(TrainError::NonFiniteLoss { step, value, last_good: last_save_step.unwrap_or(from) });
         }

@@ -1,0 +1,166 @@
+//! The training step with its backpropagation written out, against autograd on the same batch:
+//! the same loss and the same gradients, for every head and activation it takes, and autograd
+//! for the models it does not take.
+
+use est::data::{self, Purpose};
+use est::lower::{Inputs, Model};
+use est::train::direct::Direct;
+use tch::{Device, Tensor};
+
+use crate::common::{compile_text, root};
+
+fn data(name: &str) -> String {
+    root().join("pipelines/data").join(name).to_string()
+}
+
+/// A pipeline over the penguins' measurements (and, as an indicator, their island) predicting
+/// `label` with `model`.
+fn penguins(label: &str, model: &str) -> String {
+    let column = label.split(',').next().unwrap_or(label);
+    let features: String = [
+        "numeric bill_length_mm { normalize = zscore }",
+        "numeric bill_depth_mm { normalize = zscore }",
+        "numeric flipper_length_mm { normalize = zscore }",
+        "categorical island { vocabulary = [\"Biscoe\", \"Dream\", \"Torgersen\"] }",
+        "indicator island_indicator = island",
+        "embedding island_embedding = island { dimension = 2 }",
+        "numeric body_mass_g { normalize = zscore }",
+    ]
+    .iter()
+    .filter(|f| !f.starts_with(&format!("numeric {column} ")))
+    .map(|f| format!("    {f}\n"))
+    .collect();
+    format!(
+        "pipeline p {{
+  data {{ train = \"{}\", label = {label}, missing = \"NA\", bad_rows = skip }}
+  features {{
+{features}  }}
+  {model}
+  optimizer adagrad {{ learning_rate = 0.05 }}
+  train {{ batch_size = 64, steps = 10 }}
+}}
+",
+        data("penguins_train.csv")
+    )
+}
+
+struct Case {
+    model: Model,
+    inputs: Inputs,
+    batch: i64,
+}
+
+fn case(text: &str) -> Case {
+    let plan = compile_text("p.est", text).unwrap_or_else(|d| panic!("{d:?}")).plan;
+    let table = data::load(&plan, &plan.data.train, Purpose::Labelled).unwrap();
+    let model = Model::build(&plan, Device::Cpu, Some(&table)).unwrap();
+    let inputs = Inputs::from_table(table, Device::Cpu, &model).unwrap();
+    Case { model, inputs, batch: plan.train.batch_size as i64 }
+}
+
+/// A batch of `n` rows picked across the table.
+fn batch(case: &Case, n: i64) -> Inputs {
+    let rows: Vec<i64> = (0..n).map(|i| (i * 7 + 3) % case.inputs.rows).collect();
+    case.inputs.gather(&Tensor::from_slice(&rows)).unwrap()
+}
+
+fn values(t: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(&t.contiguous().view([-1])).unwrap()
+}
+
+/// Loss and gradients (per optimizer group, end to end) from autograd.
+fn autograd(case: &Case, x: &Inputs) -> (f64, Vec<Vec<f32>>) {
+    let logits = case.model.forward(x, true, 0, 0).unwrap();
+    let loss = est::train::batch_loss(&case.model.head, &logits, x).unwrap();
+    let leaves: Vec<&Tensor> = case
+        .model
+        .groups
+        .iter()
+        .flat_map(|g| g.members.iter().map(|&(i, _, _)| &case.model.params[i].tensor))
+        .collect();
+    let mut grads = Tensor::run_backward(&[&loss], &leaves, false, false).into_iter();
+    let per_group = case
+        .model
+        .groups
+        .iter()
+        .map(|g| grads.by_ref().take(g.members.len()).flat_map(|t| values(&t)).collect())
+        .collect();
+    (loss.double_value(&[]), per_group)
+}
+
+fn assert_same_step(text: &str) {
+    let case = case(text);
+    let mut direct = Direct::new(&case.model, case.batch).unwrap().expect("the written-out step takes this model");
+    // A full batch, a short last one, and a full one again into the same buffers.
+    for n in [case.batch, 13, case.batch] {
+        let x = batch(&case, n);
+        let (want_loss, want) = autograd(&case, &x);
+        let mut taps = Vec::new();
+        let got_loss = direct.step(&case.model, &x, Some(&mut taps)).unwrap();
+        assert!(
+            (got_loss - want_loss).abs() <= 1e-6 * want_loss.abs().max(1.0),
+            "loss {got_loss} against autograd's {want_loss}, batch of {n}"
+        );
+        let hidden = case.model.dnn().unwrap().spec.hidden_units.len();
+        assert_eq!(taps.len(), hidden);
+        assert_eq!(taps[0].size()[0], n);
+        assert_eq!(direct.grads().len(), want.len());
+        for (g, (got, want)) in direct.grads().iter().map(values).zip(&want).enumerate() {
+            assert_eq!(got.len(), want.len());
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "all gradients are zero");
+            for (i, (a, b)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 2e-6 * scale.max(1.0) + 1e-5 * b.abs(),
+                    "group {g}, element {i}: {a} against autograd's {b} (largest {scale}), batch of {n}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn multi_class_gradients_match_autograd_for_every_activation() {
+    for activation in ["relu", "relu6", "elu", "selu", "tanh", "sigmoid", "leaky_relu", "linear"] {
+        let model = format!(
+            "model dnn_classifier {{ hidden_units = [16, 8], n_classes = 3, activation = {activation}, \
+             inputs = [bill_length_mm, bill_depth_mm, island_indicator, flipper_length_mm] }}"
+        );
+        assert_same_step(&penguins("species, label_vocabulary = [\"Adelie\", \"Chinstrap\", \"Gentoo\"]", &model));
+    }
+}
+
+#[test]
+fn binary_and_regression_gradients_match_autograd() {
+    assert_same_step(&penguins(
+        "sex, label_vocabulary = [\"female\", \"male\"]",
+        "model dnn_classifier { hidden_units = [12], inputs = [bill_depth_mm, body_mass_g, island_indicator] }",
+    ));
+    assert_same_step(&penguins(
+        "body_mass_g",
+        "model dnn_regressor { hidden_units = [12, 6], inputs = [flipper_length_mm, bill_depth_mm] }",
+    ));
+}
+
+#[test]
+fn a_model_the_written_out_step_does_not_take_trains_through_autograd() {
+    let classes = "species, label_vocabulary = [\"Adelie\", \"Chinstrap\", \"Gentoo\"]";
+    let dnn = |extra: &str, inputs: &str| {
+        format!("model dnn_classifier {{ hidden_units = [8], n_classes = 3, inputs = [{inputs}] {extra} }}")
+    };
+    let numeric = "bill_length_mm, bill_depth_mm";
+    for model in [
+        dnn(", dropout = 0.2", numeric),
+        dnn(", batch_norm = true", numeric),
+        dnn(", activation = gelu", numeric),
+        dnn(", activation = swish", numeric),
+        // An embedding's table is trained through the input layer.
+        dnn("", "bill_length_mm, island_embedding"),
+        "model dnn_linear_combined_classifier { linear_inputs = [island], dnn_inputs = [bill_length_mm], \
+         hidden_units = [8], n_classes = 3 }"
+            .to_string(),
+    ] {
+        let case = case(&penguins(classes, &model));
+        assert!(Direct::new(&case.model, case.batch).unwrap().is_none(), "{model}");
+    }
+}
