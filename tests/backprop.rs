@@ -1,6 +1,6 @@
 //! The training step with its backpropagation written out, against autograd on the same batch:
-//! the same loss and the same gradients, for every head and activation it takes, and autograd
-//! for the models it does not take.
+//! the same loss and the same gradients, for every head and activation it takes and with dropout,
+//! and autograd for the models it does not take.
 
 use est::data::{self, Purpose};
 use est::lower::{Inputs, Model};
@@ -68,9 +68,13 @@ fn values(t: &Tensor) -> Vec<f32> {
     Vec::<f32>::try_from(&t.contiguous().view([-1])).unwrap()
 }
 
+/// The step and seed both sides draw dropout masks for.
+const STEP: u64 = 41;
+const SEED: u64 = 7;
+
 /// Loss and gradients (per optimizer group, end to end) from autograd.
 fn autograd(case: &Case, x: &Inputs) -> (f64, Vec<Vec<f32>>) {
-    let logits = case.model.forward(x, true, 0, 0).unwrap();
+    let logits = case.model.forward(x, true, STEP, SEED).unwrap();
     let loss = est::train::batch_loss(&case.model.head, &logits, x).unwrap();
     let leaves: Vec<&Tensor> = case
         .model
@@ -96,7 +100,7 @@ fn assert_same_step(text: &str) {
         let x = batch(&case, n);
         let (want_loss, want) = autograd(&case, &x);
         let mut taps = Vec::new();
-        let got_loss = direct.step(&case.model, &x, Some(&mut taps)).unwrap();
+        let got_loss = direct.step(&case.model, &x, STEP, SEED, Some(&mut taps)).unwrap();
         assert!(
             (got_loss - want_loss).abs() <= 1e-6 * want_loss.abs().max(1.0),
             "loss {got_loss} against autograd's {want_loss}, batch of {n}"
@@ -131,6 +135,17 @@ fn multi_class_gradients_match_autograd_for_every_activation() {
 }
 
 #[test]
+fn dropout_draws_autograds_masks() {
+    for activation in ["relu", "tanh"] {
+        let model = format!(
+            "model dnn_classifier {{ hidden_units = [32, 16, 8], n_classes = 3, activation = {activation}, \
+             dropout = 0.3, inputs = [bill_length_mm, bill_depth_mm, flipper_length_mm] }}"
+        );
+        assert_same_step(&penguins("species, label_vocabulary = [\"Adelie\", \"Chinstrap\", \"Gentoo\"]", &model));
+    }
+}
+
+#[test]
 fn binary_and_regression_gradients_match_autograd() {
     assert_same_step(&penguins(
         "sex, label_vocabulary = [\"female\", \"male\"]",
@@ -150,7 +165,6 @@ fn a_model_the_written_out_step_does_not_take_trains_through_autograd() {
     };
     let numeric = "bill_length_mm, bill_depth_mm";
     for model in [
-        dnn(", dropout = 0.2", numeric),
         dnn(", batch_norm = true", numeric),
         dnn(", activation = gelu", numeric),
         dnn(", activation = swish", numeric),

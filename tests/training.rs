@@ -118,18 +118,18 @@ fn exact_resume_adam_with_dropout_and_batch_norm() {
 }
 
 #[test]
-fn exact_resume_sgd_nesterov() {
+fn exact_resume_sgd_nesterov_with_dropout() {
     exact_resume(&iris(
-        "model dnn_classifier { hidden_units = [10], n_classes = 3 }",
+        "model dnn_classifier { hidden_units = [10], n_classes = 3, dropout = 0.2 }",
         "optimizer sgd { learning_rate = 0.05, momentum = 0.9, nesterov = true, weight_decay = 0.001, decay = exponential { decay_steps = 50, decay_rate = 0.5 } }",
     ));
 }
 
 #[test]
-fn exact_resume_rmsprop() {
+fn exact_resume_rmsprop_with_clipping() {
     exact_resume(&iris(
         "model dnn_classifier { hidden_units = [10], n_classes = 3, activation = tanh }",
-        "optimizer rmsprop { learning_rate = 0.01, momentum = 0.5, centered = true }",
+        "optimizer rmsprop { learning_rate = 0.01, momentum = 0.5, centered = true, clip_norm = 0.5 }",
     ));
 }
 

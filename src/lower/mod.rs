@@ -228,8 +228,7 @@ impl Model {
     ) -> Result<Tensor, LowerError> {
         let mut h = self.dnn_input(x)?;
         if training && dnn.spec.dropout > 0.0 {
-            // One seed per step: dropout masks are a function of (seed, step), not of history.
-            tch::manual_seed((crate::rng::mix(seed ^ step.wrapping_mul(0x9e37_79b9)) >> 1) as i64);
+            seed_dropout(seed, step);
         }
         for i in 0..dnn.spec.hidden_units.len() {
             let kernel = self.param(&format!("dnn/hiddenlayer_{i}/kernel"))?;
@@ -363,6 +362,12 @@ fn truncated_normal(rng: &mut Rng) -> f64 {
             return x;
         }
     }
+}
+
+/// Seeds libtorch's generator for one training step's dropout masks, so they are a function of
+/// (seed, step), not of history: a resumed run drops the same units.
+pub fn seed_dropout(seed: u64, step: u64) {
+    tch::manual_seed((crate::rng::mix(seed ^ step.wrapping_mul(0x9e37_79b9)) >> 1) as i64);
 }
 
 fn activate(x: &Tensor, activation: Activation) -> Result<Tensor, tch::TchError> {

@@ -1,6 +1,6 @@
 //! A training step with backpropagation written out, for the common model: a DNN on the CPU whose
 //! only trainable variables are its kernels and biases (numeric, bucketized and indicator inputs),
-//! without dropout or batch normalisation. The matrix products stay libtorch's, written into
+//! without batch normalisation. The matrix products stay libtorch's, written into
 //! buffers that live as long as the run; the loss, its gradient, the activations' derivatives and
 //! the bias gradients are one pass each in Rust. Gradients land in one flat buffer per optimizer,
 //! laid out like its variables. Autograd would run the same products, but also some twenty small
@@ -25,12 +25,16 @@ struct Layer {
     out: Tensor,
     /// `[batch, out]`: the gradient of the loss at the output, for hidden layers.
     delta: Option<Tensor>,
+    /// With dropout, for hidden layers: `[batch, out]` each, the kept units scaled by
+    /// 1 / (1 − rate) or 0, and the output times that, which the next layer reads.
+    dropout: Option<(Tensor, Tensor)>,
 }
 
 /// The buffers and views a run's steps reuse.
 pub struct Direct {
     layers: Vec<Layer>,
     activation: Activation,
+    dropout: f64,
     head: HeadKind,
     batch: i64,
     /// Per optimizer group, gradients laid out like its flat buffer.
@@ -44,7 +48,6 @@ impl Direct {
         let supported = !matches!(dnn.spec.activation, Activation::Gelu | Activation::Swish);
         if model.device != Device::Cpu
             || model.has_linear()
-            || dnn.spec.dropout > 0.0
             || dnn.spec.batch_norm
             || !supported
             || model.params.iter().any(|p| p.tensor.kind() != Kind::Float)
@@ -85,10 +88,14 @@ impl Direct {
             let width = kernel.size()[1];
             let out = Tensor::f_zeros([batch, width], (Kind::Float, Device::Cpu))?;
             let hidden = l + 1 < names.len();
-            let delta = hidden.then(|| Tensor::f_zeros([batch, width], (Kind::Float, Device::Cpu))).transpose()?;
-            layers.push(Layer { kernel, bias: model.params[b].tensor.f_detach()?, grad_kernel, grad_bias, out, delta });
+            let buffer = || Tensor::f_zeros([batch, width], (Kind::Float, Device::Cpu));
+            let delta = hidden.then(buffer).transpose()?;
+            let dropout = if hidden && dnn.spec.dropout > 0.0 { Some((buffer()?, buffer()?)) } else { None };
+            let bias = model.params[b].tensor.f_detach()?;
+            layers.push(Layer { kernel, bias, grad_kernel, grad_bias, out, delta, dropout });
         }
-        Ok(Some(Direct { layers, activation: dnn.spec.activation, head: model.head.kind, batch, grads }))
+        let (activation, dropout, head) = (dnn.spec.activation, dnn.spec.dropout, model.head.kind);
+        Ok(Some(Direct { layers, activation, dropout, head, batch, grads }))
     }
 
     /// The gradient buffers, one per optimizer group, as the last step left them.
@@ -96,26 +103,55 @@ impl Direct {
         &self.grads
     }
 
-    /// Forward and backward over one batch: fills the gradient buffers and returns the batch's
-    /// mean loss. With `taps`, hands out each hidden layer's output; they are views of buffers
-    /// the next step overwrites.
-    pub fn step(&mut self, model: &Model, x: &Inputs, taps: Option<&mut Vec<Tensor>>) -> Result<f64, TrainError> {
+    /// Forward and backward over one batch at `step` of a run seeded `seed`: fills the gradient
+    /// buffers and returns the batch's mean loss. Dropout draws the masks autograd's forward pass
+    /// would. With `taps`, hands out each hidden layer's output; they are views of buffers the
+    /// next step overwrites.
+    pub fn step(
+        &mut self,
+        model: &Model,
+        x: &Inputs,
+        step: u64,
+        seed: u64,
+        taps: Option<&mut Vec<Tensor>>,
+    ) -> Result<f64, TrainError> {
         let n = x.rows;
         if n == 0 || n > self.batch {
             return Err(TrainError::Lower(format!("a batch of {n} rows; the buffers hold 1 to {}", self.batch)));
         }
         let input = model.dnn_input(x)?;
-        let outs: Vec<Tensor> = self.layers.iter().map(|l| l.out.f_narrow(0, 0, n)).collect::<Result<_, _>>()?;
+        let rows = |t: &Tensor| t.f_narrow(0, 0, n);
+        let outs: Vec<Tensor> = self.layers.iter().map(|l| rows(&l.out)).collect::<Result<_, _>>()?;
+        // Per hidden layer with dropout: its mask and its output after dropout.
+        let dropped: Vec<Option<(Tensor, Tensor)>> = self
+            .layers
+            .iter()
+            .map(|l| l.dropout.as_ref().map(|(mask, kept)| Ok::<_, TrainError>((rows(mask)?, rows(kept)?))).transpose())
+            .collect::<Result<_, _>>()?;
+        // What layer `i` reads.
+        let below = |i: usize| match i {
+            0 => &input,
+            _ => dropped[i - 1].as_ref().map_or(&outs[i - 1], |(_, kept)| kept),
+        };
+        if self.dropout > 0.0 {
+            crate::lower::seed_dropout(seed, step);
+        }
         let top = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            let below = if i == 0 { &input } else { &outs[i - 1] };
-            layer.bias.f_addmm_out(&outs[i], below, &layer.kernel).done()?;
+            layer.bias.f_addmm_out(&outs[i], below(i), &layer.kernel).done()?;
             if i < top {
                 activate_in_place(&outs[i], self.activation)?;
             }
+            if let Some((mask, kept)) = &dropped[i] {
+                // libtorch's dropout, operation for operation, so the masks are autograd's.
+                let mut mask = mask.shallow_clone();
+                mask.f_bernoulli_float_(1.0 - self.dropout).done()?;
+                mask.f_div_scalar_(1.0 - self.dropout).done()?;
+                outs[i].f_mul_out(kept, &mask).done()?;
+            }
         }
         if let Some(taps) = taps {
-            taps.extend(outs[..top].iter().map(Tensor::shallow_clone));
+            taps.extend((0..top).map(|i| below(i + 1).shallow_clone()));
         }
         let labels = x.labels.as_ref().ok_or_else(|| TrainError::Lower("a training batch without labels".into()))?;
         // SAFETY: `outs[top]` is a contiguous float CPU tensor, the bias gradient a contiguous
@@ -124,18 +160,19 @@ impl Direct {
             unsafe { head_loss(self.head, floats_mut(&outs[top]), labels, floats_mut(&self.layers[top].grad_bias))? };
         for i in (0..=top).rev() {
             let delta = if i == top { outs[top].shallow_clone() } else { self.delta(i, n)? };
-            let below = if i == 0 { &input } else { &outs[i - 1] };
-            below.f_tr()?.f_mm_out(&self.layers[i].grad_kernel, &delta).done()?;
+            below(i).f_tr()?.f_mm_out(&self.layers[i].grad_kernel, &delta).done()?;
             if i > 0 {
                 let down = self.delta(i - 1, n)?;
                 delta.f_mm_out(&down, &self.layers[i].kernel.f_tr()?).done()?;
-                // SAFETY: as above: `down` and `outs[i - 1]` are distinct contiguous `[n, width]`
-                // buffers, the bias gradient a contiguous view of `width` floats.
+                // SAFETY: as above: `down`, `outs[i - 1]` and the mask are distinct contiguous
+                // `[n, width]` buffers, the bias gradient a contiguous view of `width` floats.
                 unsafe {
+                    let mask = dropped[i - 1].as_ref().map(|(mask, _)| &*floats_mut(mask));
                     backward_rows(
                         self.activation,
                         floats_mut(&down),
                         floats_mut(&outs[i - 1]),
+                        mask,
                         floats_mut(&self.layers[i - 1].grad_bias),
                     )
                 };
@@ -190,9 +227,14 @@ fn activate_in_place(t: &Tensor, activation: Activation) -> Result<(), TrainErro
 const SELU_ALPHA: f32 = 1.673_263_2;
 const SELU_SCALE: f32 = 1.050_701;
 
-/// `delta ← delta × activation′`, the derivative taken from the layer's output, and the bias
-/// gradient as the column sums of the result.
-fn backward_rows(activation: Activation, delta: &mut [f32], out: &[f32], bias: &mut [f32]) {
+/// `delta ← delta × mask × activation′`, the derivative taken from the layer's output before
+/// dropout, and the bias gradient as the column sums of the result.
+fn backward_rows(activation: Activation, delta: &mut [f32], out: &[f32], mask: Option<&[f32]>, bias: &mut [f32]) {
+    if let Some(mask) = mask {
+        for (d, m) in delta.iter_mut().zip(mask) {
+            *d *= m;
+        }
+    }
     match activation {
         Activation::Relu => rows(delta, out, bias, |d, a| if a > 0.0 { d } else { 0.0 }),
         Activation::Relu6 => rows(delta, out, bias, |d, a| if a > 0.0 && a < 6.0 { d } else { 0.0 }),

@@ -674,7 +674,13 @@ fn run_locked(
         let summarize = next == from + 1 || next % plan.summaries.every == 0;
         let mut taps = Vec::new();
         let loss = if let Some(direct) = direct.as_mut() {
-            let value = direct.step(&session.model, &x, summarize.then_some(&mut taps))?;
+            let value = direct.step(
+                &session.model,
+                &x,
+                session.global_step,
+                plan.train.seed,
+                summarize.then_some(&mut taps),
+            )?;
             for ((opt, flat), grad) in session.optimizers.iter_mut().zip(&flats).zip(direct.grads()) {
                 update(opt, flat, vec![grad.shallow_clone()], session.global_step)?;
             }
