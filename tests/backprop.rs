@@ -157,6 +157,50 @@ fn binary_and_regression_gradients_match_autograd() {
     ));
 }
 
+/// A table with a numeric column, a multivalent tag column (some rows without tags) and a
+/// two-valued one, in a temporary folder, and a DNN over their embeddings combined by `combiner`.
+fn tagged(dir: &std::path::Path, combiner: &str) -> String {
+    let tags = ["a", "b|c", "NA", "d|a|a", "c", "b|d|c|a"];
+    let mut csv = String::from("x,tags,kind,label\n");
+    for i in 0..200 {
+        let kind = if i % 3 == 0 { "p" } else { "q" };
+        csv += &format!("{},{},{kind},{}\n", (i as f32 * 0.37).sin(), tags[i % tags.len()], (i * 7) % 3);
+    }
+    let path = dir.join("t.csv");
+    std::fs::write(&path, csv).unwrap();
+    format!(
+        "pipeline t {{
+  data {{ train = \"{}\", label = label, missing = \"NA\" }}
+  features {{
+    numeric x
+    categorical tags {{ vocabulary = [\"a\", \"b\", \"c\", \"d\"], separator = \"|\" }}
+    categorical kind {{ vocabulary = [\"p\", \"q\"] }}
+    embedding tags_embedding = tags {{ dimension = 3, combiner = {combiner} }}
+    embedding kind_embedding = kind {{ dimension = 2, combiner = {combiner} }}
+  }}
+  model dnn_classifier {{ hidden_units = [8, 4], n_classes = 3, inputs = [tags_embedding, x, kind_embedding] }}
+  optimizer adagrad {{ learning_rate = 0.05 }}
+  train {{ batch_size = 64, steps = 10 }}
+}}
+",
+        path.display()
+    )
+}
+
+#[test]
+fn embedding_gradients_match_autograd_for_every_combiner() {
+    let tmp = tempfile::tempdir().unwrap();
+    for combiner in ["sum", "mean", "sqrtn"] {
+        assert_same_step(&tagged(tmp.path(), combiner));
+    }
+    // And beside numeric columns and an indicator, as the penguins pipeline has them.
+    assert_same_step(&penguins(
+        "species, label_vocabulary = [\"Adelie\", \"Chinstrap\", \"Gentoo\"]",
+        "model dnn_classifier { hidden_units = [8], n_classes = 3, \
+         inputs = [bill_length_mm, island_embedding, island_indicator, body_mass_g] }",
+    ));
+}
+
 #[test]
 fn a_model_the_written_out_step_does_not_take_trains_through_autograd() {
     let classes = "species, label_vocabulary = [\"Adelie\", \"Chinstrap\", \"Gentoo\"]";
@@ -168,8 +212,6 @@ fn a_model_the_written_out_step_does_not_take_trains_through_autograd() {
         dnn(", batch_norm = true", numeric),
         dnn(", activation = gelu", numeric),
         dnn(", activation = swish", numeric),
-        // An embedding's table is trained through the input layer.
-        dnn("", "bill_length_mm, island_embedding"),
         "model dnn_linear_combined_classifier { linear_inputs = [island], dnn_inputs = [bill_length_mm], \
          hidden_units = [8], n_classes = 3 }"
             .to_string(),

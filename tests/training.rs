@@ -142,6 +142,29 @@ fn exact_resume_ftrl() {
 }
 
 #[test]
+fn exact_resume_dnn_with_embeddings() {
+    exact_resume(&format!(
+        "pipeline resume {{
+  data {{ train = \"{}\", label = species, label_vocabulary = [\"Adelie\", \"Chinstrap\", \"Gentoo\"], missing = \"NA\" }}
+  features {{
+    numeric bill_length_mm {{ default = 43.8, normalize = zscore }}
+    categorical island {{ vocabulary = [\"Biscoe\", \"Dream\", \"Torgersen\"] }}
+    categorical sex {{ vocabulary = [\"female\", \"male\"], oov_buckets = 1 }}
+    embedding island_embedding = island {{ dimension = 2, combiner = mean }}
+    embedding sex_embedding = sex {{ dimension = 2, combiner = sqrtn }}
+  }}
+  model dnn_classifier {{ hidden_units = [8], n_classes = 3, inputs = [bill_length_mm, island_embedding, sex_embedding] }}
+  optimizer adagrad {{ learning_rate = 0.1 }}
+  train {{ batch_size = 32, steps = 200, seed = 3 }}
+  checkpoint {{ save_every = 1000 steps }}
+  summaries {{ log_every = 1 }}
+}}
+",
+        data("penguins_train.csv")
+    ));
+}
+
+#[test]
 fn exact_resume_wide_and_deep_with_two_optimizers() {
     let text = std::fs::read_to_string(root().join("pipelines/penguins.est")).unwrap();
     let text = text

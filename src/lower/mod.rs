@@ -48,6 +48,19 @@ impl Group {
     }
 }
 
+/// An embedding among the DNN's inputs: its table, its ids and where its combined rows sit in
+/// the columns `Model::dnn_input` returns.
+#[derive(Debug)]
+pub struct InputEmbedding {
+    /// Its table's index in `Model::params`.
+    pub param: usize,
+    /// The id column it looks up.
+    pub ids: String,
+    pub combiner: Combiner,
+    pub offset: i64,
+    pub dimension: i64,
+}
+
 /// The model a plan describes, with its variables on one device.
 pub struct Model {
     pub params: Vec<Param>,
@@ -187,6 +200,29 @@ impl Model {
             });
         }
         logits.ok_or_else(|| LowerError::MissingVariable("dnn/logits/kernel".into()))
+    }
+
+    /// The embeddings among the DNN's inputs, in input order.
+    pub fn input_embeddings(&self) -> Result<Vec<InputEmbedding>, LowerError> {
+        let dnn = self.dnn.as_ref().ok_or_else(|| LowerError::MissingVariable("dnn/logits/kernel".into()))?;
+        let mut offset = 0;
+        let mut embeddings = Vec::new();
+        for name in &dnn.spec.inputs {
+            let feature = self.feature(name).ok_or_else(|| LowerError::MissingVariable(name.clone()))?;
+            if let FeatureKind::Embedding { source, dimension, combiner } = &feature.feature.kind {
+                let table = format!("dnn/input_from_feature_columns/input_layer/{name}/embedding_weights");
+                let param = self.param_index(&table).ok_or(LowerError::MissingVariable(table))?;
+                embeddings.push(InputEmbedding {
+                    param,
+                    ids: source.clone(),
+                    combiner: *combiner,
+                    offset,
+                    dimension: *dimension as i64,
+                });
+            }
+            offset += feature.width as i64;
+        }
+        Ok(embeddings)
     }
 
     /// The DNN's input layer for a batch: its columns side by side, `[batch, input_width]`.

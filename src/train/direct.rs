@@ -1,8 +1,7 @@
-//! A training step with backpropagation written out, for the common model: a DNN on the CPU whose
-//! only trainable variables are its kernels and biases (numeric, bucketized and indicator inputs),
-//! without batch normalisation. The matrix products stay libtorch's, written into
-//! buffers that live as long as the run; the loss, its gradient, the activations' derivatives and
-//! the bias gradients are one pass each in Rust. Gradients land in one flat buffer per optimizer,
+//! A training step with backpropagation written out, for the common model: a DNN on the CPU
+//! without batch normalisation, over any input columns. The matrix products stay libtorch's,
+//! written into buffers that live as long as the run; the loss, its gradient, the activations'
+//! derivatives, the bias gradients and the embeddings' gradients are one pass each in Rust. Gradients land in one flat buffer per optimizer,
 //! laid out like its variables. Autograd would run the same products, but also some twenty small
 //! kernels with their allocations and its engine's bookkeeping per step.
 
@@ -10,8 +9,8 @@ use tch::{Device, Kind, Tensor};
 
 use super::optim::Done;
 use super::TrainError;
-use crate::lower::{Inputs, Model};
-use crate::plan::{Activation, HeadKind};
+use crate::lower::{InputEmbedding, Inputs, Model};
+use crate::plan::{Activation, Combiner, HeadKind};
 
 /// One dense layer: `out = activation(input × kernel + bias)`.
 struct Layer {
@@ -30,9 +29,18 @@ struct Layer {
     dropout: Option<(Tensor, Tensor)>,
 }
 
+/// An embedding in the input layer and the view of its table's gradient.
+struct Embedding {
+    input: InputEmbedding,
+    grad: Tensor,
+}
+
 /// The buffers and views a run's steps reuse.
 pub struct Direct {
     layers: Vec<Layer>,
+    embeddings: Vec<Embedding>,
+    /// `[batch, input width]`: the gradient at the input layer, when embeddings need it.
+    input_grad: Option<Tensor>,
     activation: Activation,
     dropout: f64,
     head: HeadKind,
@@ -56,9 +64,13 @@ impl Direct {
         }
         let mut names: Vec<String> = (0..dnn.spec.hidden_units.len()).map(|i| format!("dnn/hiddenlayer_{i}")).collect();
         names.push("dnn/logits".into());
-        // Every variable an optimizer updates must be one of these kernels and biases, or its
-        // gradient would be left out.
+        let inputs = model.input_embeddings()?;
+        // Every variable an optimizer updates must be one of these kernels, biases and tables,
+        // or its gradient would be left out.
         let mut covered = vec![false; model.params.len()];
+        for e in &inputs {
+            covered[e.param] = true;
+        }
         let mut wanted = Vec::new();
         for name in &names {
             for part in ["kernel", "bias"] {
@@ -94,8 +106,16 @@ impl Direct {
             let bias = model.params[b].tensor.f_detach()?;
             layers.push(Layer { kernel, bias, grad_kernel, grad_bias, out, delta, dropout });
         }
+        let mut embeddings = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let Some(grad) = grad_view(input.param)? else { return Ok(None) };
+            embeddings.push(Embedding { input, grad });
+        }
+        let input_grad = (!embeddings.is_empty())
+            .then(|| Tensor::f_zeros([batch, dnn.input_width as i64], (Kind::Float, Device::Cpu)))
+            .transpose()?;
         let (activation, dropout, head) = (dnn.spec.activation, dnn.spec.dropout, model.head.kind);
-        Ok(Some(Direct { layers, activation, dropout, head, batch, grads }))
+        Ok(Some(Direct { layers, embeddings, input_grad, activation, dropout, head, batch, grads }))
     }
 
     /// The gradient buffers, one per optimizer group, as the last step left them.
@@ -119,7 +139,8 @@ impl Direct {
         if n == 0 || n > self.batch {
             return Err(TrainError::Lower(format!("a batch of {n} rows; the buffers hold 1 to {}", self.batch)));
         }
-        let input = model.dnn_input(x)?;
+        // Outside autograd: an embedding's table is a variable that requires its gradient.
+        let input = tch::no_grad(|| model.dnn_input(x))?;
         let rows = |t: &Tensor| t.f_narrow(0, 0, n);
         let outs: Vec<Tensor> = self.layers.iter().map(|l| rows(&l.out)).collect::<Result<_, _>>()?;
         // Per hidden layer with dropout: its mask and its output after dropout.
@@ -161,7 +182,15 @@ impl Direct {
         for i in (0..=top).rev() {
             let delta = if i == top { outs[top].shallow_clone() } else { self.delta(i, n)? };
             below(i).f_tr()?.f_mm_out(&self.layers[i].grad_kernel, &delta).done()?;
-            if i > 0 {
+            if i == 0 {
+                if let Some(input_grad) = &self.input_grad {
+                    let input_grad = rows(input_grad)?;
+                    delta.f_mm_out(&input_grad, &self.layers[0].kernel.f_tr()?).done()?;
+                    for e in &self.embeddings {
+                        embedding_grad(e, &input_grad, x.ids(&e.input.ids)?)?;
+                    }
+                }
+            } else {
                 let down = self.delta(i - 1, n)?;
                 delta.f_mm_out(&down, &self.layers[i].kernel.f_tr()?).done()?;
                 // SAFETY: as above: `down`, `outs[i - 1]` and the mask are distinct contiguous
@@ -188,6 +217,48 @@ impl Direct {
             .ok_or_else(|| TrainError::Lower("a hidden layer without a gradient buffer".into()))?;
         Ok(delta.f_narrow(0, 0, n)?)
     }
+}
+
+/// The gradient of an embedding's table: each row's gradient at the input layer, weighted as
+/// the combiner weighted the row's ids, added to the rows of the ids it looked up.
+fn embedding_grad(e: &Embedding, input_grad: &Tensor, ids: &Tensor) -> Result<(), TrainError> {
+    let (n, k) = ids.size2()?;
+    let width = input_grad.size2()?.1 as usize;
+    let (offset, dimension) = (e.input.offset as usize, e.input.dimension as usize);
+    let rows = e.grad.size()[0];
+    if ids.kind() != Kind::Int64 || !ids.is_contiguous() || offset + dimension > width {
+        return Err(TrainError::Lower(format!("the ids of `{}` do not fit its embedding", e.input.ids)));
+    }
+    // SAFETY: `ids` is a contiguous int64 CPU tensor (checked above), read only; the input
+    // gradient a contiguous `[n, width]` buffer and the table's gradient a contiguous view of
+    // its own, distinct from it.
+    let (ids, input_grad, grad) = unsafe {
+        (
+            std::slice::from_raw_parts(ids.data_ptr().cast::<i64>(), (n * k) as usize),
+            &*floats_mut(input_grad),
+            floats_mut(&e.grad),
+        )
+    };
+    grad.fill(0.0);
+    for (row, upstream) in ids.chunks_exact(k as usize).zip(input_grad.chunks_exact(width)) {
+        let upstream = &upstream[offset..offset + dimension];
+        let count = row.iter().filter(|&&id| id >= 0).count().max(1) as f32;
+        for &id in row.iter().filter(|&&id| id >= 0) {
+            if id >= rows {
+                return Err(TrainError::Lower(format!("id {id} of `{}` is outside its embedding", e.input.ids)));
+            }
+            let target = &mut grad[id as usize * dimension..][..dimension];
+            for (t, &g) in target.iter_mut().zip(upstream) {
+                // As autograd divides the combined rows: by the count, or by its square root.
+                *t += match e.input.combiner {
+                    Combiner::Sum => g,
+                    Combiner::Mean => g / count,
+                    Combiner::Sqrtn => g / count.sqrt(),
+                };
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The elements of a contiguous float CPU tensor.
