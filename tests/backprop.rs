@@ -1,6 +1,6 @@
 //! The training step with its backpropagation written out, against autograd on the same batch:
-//! the same loss and the same gradients, for every head and activation it takes and with dropout,
-//! and autograd for the models it does not take.
+//! the same loss and the same gradients for every head, activation, kind of column and model it
+//! takes, with dropout; and autograd for the models it does not take.
 
 use est::data::{self, Purpose};
 use est::lower::{Inputs, Model};
@@ -54,6 +54,12 @@ fn case(text: &str) -> Case {
     let plan = compile_text("p.est", text).unwrap_or_else(|d| panic!("{d:?}")).plan;
     let table = data::load(&plan, &plan.data.train, Purpose::Labelled).unwrap();
     let model = Model::build(&plan, Device::Cpu, Some(&table)).unwrap();
+    // Random weights: the linear part starts at zero, which would hide what flows through it.
+    let mut rng = est::rng::Rng::new(11);
+    for group in &model.groups {
+        let values: Vec<f32> = (0..group.flat.numel()).map(|_| (rng.normal() * 0.5) as f32).collect();
+        tch::no_grad(|| group.flat.shallow_clone().copy_(&Tensor::from_slice(&values)));
+    }
     let inputs = Inputs::from_table(table, Device::Cpu, &model).unwrap();
     Case { model, inputs, batch: plan.train.batch_size as i64 }
 }
@@ -93,6 +99,8 @@ fn autograd(case: &Case, x: &Inputs) -> (f64, Vec<Vec<f32>>) {
 }
 
 fn assert_same_step(text: &str) {
+    // Both sides seed libtorch's one generator and draw dropout masks from it.
+    let _rng = crate::common::torch_rng();
     let case = case(text);
     let mut direct = Direct::new(&case.model, case.batch).unwrap().expect("the written-out step takes this model");
     // A full batch, a short last one, and a full one again into the same buffers.
@@ -105,9 +113,9 @@ fn assert_same_step(text: &str) {
             (got_loss - want_loss).abs() <= 1e-6 * want_loss.abs().max(1.0),
             "loss {got_loss} against autograd's {want_loss}, batch of {n}"
         );
-        let hidden = case.model.dnn().unwrap().spec.hidden_units.len();
+        let hidden = case.model.dnn().map_or(0, |d| d.spec.hidden_units.len());
         assert_eq!(taps.len(), hidden);
-        assert_eq!(taps[0].size()[0], n);
+        assert!(taps.iter().all(|t| t.size()[0] == n));
         assert_eq!(direct.grads().len(), want.len());
         for (g, (got, want)) in direct.grads().iter().map(values).zip(&want).enumerate() {
             assert_eq!(got.len(), want.len());
@@ -201,19 +209,64 @@ fn embedding_gradients_match_autograd_for_every_combiner() {
     ));
 }
 
+/// The shipped wide & deep pipeline, every kind of column in it, with an embedding and more
+/// columns in the linear part.
+fn wide_and_deep() -> String {
+    std::fs::read_to_string(root().join("pipelines/penguins.est"))
+        .unwrap()
+        .replace("\"data/", &format!("\"{}/", root().join("pipelines/data")))
+        .replace("batch_size = 32", "batch_size = 48")
+        .replace("linear_inputs = [island,", "linear_inputs = [island_embedding, island,")
+        .replace("flipper_buckets, island_x_sex]", "flipper_buckets, island_x_sex, bill_depth_mm, sex_indicator]")
+}
+
+/// A linear model over every kind of column, predicting `label` with `model`.
+fn linear(label: &str, model: &str) -> String {
+    format!(
+        "pipeline lin {{
+  data {{ train = \"{}\", label = {label}, missing = \"NA\", bad_rows = skip }}
+  features {{
+    numeric bill_depth_mm {{ normalize = zscore }}
+    numeric flipper_length_mm {{ normalize = zscore }}
+    categorical island {{ vocabulary = [\"Biscoe\", \"Dream\", \"Torgersen\"] }}
+    categorical sex {{ vocabulary = [\"female\", \"male\"], oov_buckets = 1 }}
+    bucketized flipper_buckets = flipper_length_mm {{ boundaries = [190, 200, 210, 220] }}
+    crossed island_x_sex = [island, sex] {{ hash_buckets = 16 }}
+    indicator sex_indicator = sex
+    embedding island_embedding = island {{ dimension = 2, combiner = sqrtn }}
+  }}
+  {model}
+  optimizer ftrl {{ learning_rate = 0.1 }}
+  train {{ batch_size = 48, steps = 10 }}
+}}
+",
+        data("penguins_train.csv")
+    )
+}
+
+#[test]
+fn wide_and_deep_and_linear_gradients_match_autograd() {
+    assert_same_step(&wide_and_deep());
+    let inputs = "inputs = [bill_depth_mm, island, island_x_sex, flipper_buckets, sex_indicator, island_embedding]";
+    assert_same_step(&linear(
+        "species, label_vocabulary = [\"Adelie\", \"Chinstrap\", \"Gentoo\"]",
+        &format!("model linear_classifier {{ n_classes = 3, {inputs} }}"),
+    ));
+    assert_same_step(&linear("body_mass_g", &format!("model linear_regressor {{ {inputs} }}")));
+}
+
 #[test]
 fn a_model_the_written_out_step_does_not_take_trains_through_autograd() {
     let classes = "species, label_vocabulary = [\"Adelie\", \"Chinstrap\", \"Gentoo\"]";
-    let dnn = |extra: &str, inputs: &str| {
-        format!("model dnn_classifier {{ hidden_units = [8], n_classes = 3, inputs = [{inputs}] {extra} }}")
+    let dnn = |extra: &str| {
+        format!("model dnn_classifier {{ hidden_units = [8], n_classes = 3, inputs = [bill_length_mm] {extra} }}")
     };
-    let numeric = "bill_length_mm, bill_depth_mm";
     for model in [
-        dnn(", batch_norm = true", numeric),
-        dnn(", activation = gelu", numeric),
-        dnn(", activation = swish", numeric),
+        dnn(", batch_norm = true"),
+        dnn(", activation = gelu"),
+        dnn(", activation = swish"),
         "model dnn_linear_combined_classifier { linear_inputs = [island], dnn_inputs = [bill_length_mm], \
-         hidden_units = [8], n_classes = 3 }"
+         hidden_units = [8], n_classes = 3, batch_norm = true }"
             .to_string(),
     ] {
         let case = case(&penguins(classes, &model));

@@ -57,3 +57,11 @@ pub fn project(pipeline: &str, edits: &[(&str, &str)]) -> tempfile::TempDir {
     std::fs::write(tmp.path().join(pipeline), text).unwrap();
     tmp
 }
+
+/// libtorch's random generator is one per process: a test that seeds it and draws from it holds
+/// this while it does.
+#[cfg(feature = "torch")]
+pub fn torch_rng() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -148,6 +148,7 @@ fn fused_adagrad_agrees_with_the_tensor_form() {
             "weight_decay": 0.0, "initial_accumulator": 0.1, "epsilon": 1e-07}"#,
     )
     .unwrap();
+    let _rng = crate::common::torch_rng();
     tch::manual_seed(3);
     let start = Tensor::randn([100_003], (tch::Kind::Float, tch::Device::Cpu));
     let (fused, plain) = (start.copy(), start.copy());

@@ -61,6 +61,16 @@ pub struct InputEmbedding {
     pub dimension: i64,
 }
 
+/// One input of the linear part, as its gradient needs it.
+#[derive(Debug)]
+pub enum LinearInput {
+    /// Weights `[buckets, logits]` looked up by id and summed: an embedding as wide as the logits.
+    Ids(InputEmbedding),
+    /// A dense value `[batch, width]` times weights `[width, logits]`; an embedding's value comes
+    /// from its own table.
+    Dense { name: String, weights: usize, table: Option<InputEmbedding> },
+}
+
 /// The model a plan describes, with its variables on one device.
 pub struct Model {
     pub params: Vec<Param>,
@@ -295,6 +305,57 @@ impl Model {
         let kernel = self.param("dnn/logits/kernel")?;
         let bias = self.param("dnn/logits/bias")?;
         Ok(bias.f_addmm(&h, kernel)?)
+    }
+
+    /// The linear part's logits for a batch, its bias included.
+    pub fn linear_part(&self, x: &Inputs) -> Result<Tensor, LowerError> {
+        let linear = self.linear.as_ref().ok_or_else(|| LowerError::MissingVariable("linear/linear_model".into()))?;
+        self.linear_logits(linear, x)
+    }
+
+    /// The dense value the linear part multiplies by the weights of `name`.
+    pub fn linear_dense(&self, name: &str, x: &Inputs) -> Result<Tensor, LowerError> {
+        self.dense(name, x, "linear/linear_model")
+    }
+
+    /// The linear part's inputs, in order.
+    pub fn linear_inputs(&self) -> Result<Vec<LinearInput>, LowerError> {
+        let linear = self.linear.as_ref().ok_or_else(|| LowerError::MissingVariable("linear/linear_model".into()))?;
+        let prefix = "linear/linear_model";
+        let index = |name: String| self.param_index(&name).ok_or(LowerError::MissingVariable(name));
+        let by_id = |param: usize, ids: &str| {
+            LinearInput::Ids(InputEmbedding {
+                param,
+                ids: ids.to_string(),
+                combiner: Combiner::Sum,
+                offset: 0,
+                dimension: self.head.logits as i64,
+            })
+        };
+        let mut inputs = Vec::with_capacity(linear.inputs.len());
+        for name in &linear.inputs {
+            let feature = self.feature(name).ok_or_else(|| LowerError::MissingVariable(name.clone()))?;
+            let weights = index(format!("{prefix}/{name}/weights"))?;
+            inputs.push(match &feature.feature.kind {
+                FeatureKind::Categorical { .. } | FeatureKind::Bucketized { .. } | FeatureKind::Crossed { .. } => {
+                    by_id(weights, name)
+                }
+                FeatureKind::Indicator { source } => by_id(weights, source),
+                FeatureKind::Numeric { .. } => LinearInput::Dense { name: name.clone(), weights, table: None },
+                FeatureKind::Embedding { source, dimension, combiner } => LinearInput::Dense {
+                    name: name.clone(),
+                    weights,
+                    table: Some(InputEmbedding {
+                        param: index(format!("{prefix}/{name}/embedding_weights"))?,
+                        ids: source.clone(),
+                        combiner: *combiner,
+                        offset: 0,
+                        dimension: *dimension as i64,
+                    }),
+                },
+            });
+        }
+        Ok(inputs)
     }
 
     fn linear_logits(&self, linear: &LinearSpec, x: &Inputs) -> Result<Tensor, LowerError> {

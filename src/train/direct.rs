@@ -1,15 +1,16 @@
-//! A training step with backpropagation written out, for the common model: a DNN on the CPU
-//! without batch normalisation, over any input columns. The matrix products stay libtorch's,
-//! written into buffers that live as long as the run; the loss, its gradient, the activations'
-//! derivatives, the bias gradients and the embeddings' gradients are one pass each in Rust. Gradients land in one flat buffer per optimizer,
-//! laid out like its variables. Autograd would run the same products, but also some twenty small
-//! kernels with their allocations and its engine's bookkeeping per step.
+//! A training step with backpropagation written out, for every model but those with batch
+//! normalisation, gelu or swish, on the CPU. The matrix products stay libtorch's, written into
+//! buffers that live as long as the run; the loss, its gradient, the activations' derivatives,
+//! the bias gradients and the gradients of looked-up weights are one pass each in Rust.
+//! Gradients land in one flat buffer per optimizer, laid out like its variables. Autograd would
+//! run the same products, but also some twenty small kernels with their allocations and its
+//! engine's bookkeeping per step.
 
 use tch::{Device, Kind, Tensor};
 
 use super::optim::Done;
 use super::TrainError;
-use crate::lower::{InputEmbedding, Inputs, Model};
+use crate::lower::{InputEmbedding, Inputs, LinearInput, Model};
 use crate::plan::{Activation, Combiner, HeadKind};
 
 /// One dense layer: `out = activation(input × kernel + bias)`.
@@ -29,20 +30,63 @@ struct Layer {
     dropout: Option<(Tensor, Tensor)>,
 }
 
-/// An embedding in the input layer and the view of its table's gradient.
+/// Weights looked up by id and combined, and the view of their gradient.
 struct Embedding {
     input: InputEmbedding,
     grad: Tensor,
 }
 
-/// The buffers and views a run's steps reuse.
-pub struct Direct {
+/// The DNN part.
+struct Dnn {
     layers: Vec<Layer>,
+    /// The embeddings among its inputs.
     embeddings: Vec<Embedding>,
     /// `[batch, input width]`: the gradient at the input layer, when embeddings need it.
     input_grad: Option<Tensor>,
     activation: Activation,
     dropout: f64,
+}
+
+/// One input of the linear part.
+enum Term {
+    /// Weights looked up by id and summed.
+    Ids(Embedding),
+    /// A dense value times weights: the weights outside autograd, the view of their gradient,
+    /// and an embedding's table.
+    Dense { name: String, weights: Tensor, grad: Tensor, table: Option<Embedding> },
+}
+
+/// The linear part: the view of its bias's gradient and its inputs.
+struct Linear {
+    bias: Tensor,
+    terms: Vec<Term>,
+}
+
+/// One batch's way through the DNN, which its backward pass reads.
+struct Pass {
+    input: Tensor,
+    /// Each layer's output, the logits last.
+    outs: Vec<Tensor>,
+    /// Per hidden layer with dropout: its mask and its output after dropout.
+    dropped: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl Pass {
+    /// What layer `i` reads.
+    fn below(&self, i: usize) -> &Tensor {
+        match i {
+            0 => &self.input,
+            _ => self.dropped[i - 1].as_ref().map_or(&self.outs[i - 1], |(_, kept)| kept),
+        }
+    }
+}
+
+/// The buffers and views a run's steps reuse.
+pub struct Direct {
+    dnn: Option<Dnn>,
+    linear: Option<Linear>,
+    /// `[batch, logits]` for a model without a DNN, whose logits layer holds them otherwise.
+    logits: Tensor,
     head: HeadKind,
     batch: i64,
     /// Per optimizer group, gradients laid out like its flat buffer.
@@ -52,39 +96,21 @@ pub struct Direct {
 impl Direct {
     /// Buffers for batches of up to `batch` rows, or `None` when the model needs autograd.
     pub fn new(model: &Model, batch: i64) -> Result<Option<Direct>, TrainError> {
-        let Some(dnn) = model.dnn() else { return Ok(None) };
-        let supported = !matches!(dnn.spec.activation, Activation::Gelu | Activation::Swish);
-        if model.device != Device::Cpu
-            || model.has_linear()
-            || dnn.spec.batch_norm
-            || !supported
-            || model.params.iter().any(|p| p.tensor.kind() != Kind::Float)
-        {
+        if model.device != Device::Cpu || model.params.iter().any(|p| p.tensor.kind() != Kind::Float) {
             return Ok(None);
         }
-        let mut names: Vec<String> = (0..dnn.spec.hidden_units.len()).map(|i| format!("dnn/hiddenlayer_{i}")).collect();
-        names.push("dnn/logits".into());
-        let inputs = model.input_embeddings()?;
-        // Every variable an optimizer updates must be one of these kernels, biases and tables,
-        // or its gradient would be left out.
-        let mut covered = vec![false; model.params.len()];
-        for e in &inputs {
-            covered[e.param] = true;
-        }
-        let mut wanted = Vec::new();
-        for name in &names {
-            for part in ["kernel", "bias"] {
-                let Some(i) = model.param_index(&format!("{name}/{part}")) else { return Ok(None) };
-                covered[i] = true;
-                wanted.push(i);
+        if let Some(dnn) = model.dnn() {
+            if dnn.spec.batch_norm || matches!(dnn.spec.activation, Activation::Gelu | Activation::Swish) {
+                return Ok(None);
             }
         }
-        if model.groups.iter().flat_map(|g| &g.members).any(|&(i, _, _)| !covered[i]) {
-            return Ok(None);
-        }
         let grads: Vec<Tensor> = model.groups.iter().map(|g| g.flat.f_zeros_like()).collect::<Result<_, _>>()?;
+        // Every variable an optimizer updates must be one the step knows, or its gradient would
+        // be left out.
+        let mut covered = vec![false; model.params.len()];
         // The gradient view of parameter `i`, in its own shape.
-        let grad_view = |i: usize| -> Result<Option<Tensor>, TrainError> {
+        let mut grad_view = |i: usize| -> Result<Option<Tensor>, TrainError> {
+            covered[i] = true;
             for (group, grad) in model.groups.iter().zip(&grads) {
                 if let Some(k) = group.members.iter().position(|&(p, _, _)| p == i) {
                     return Ok(Some(group.view(grad, k, &model.params[i].tensor.size())?));
@@ -92,30 +118,75 @@ impl Direct {
             }
             Ok(None)
         };
-        let mut layers = Vec::with_capacity(names.len());
-        for (l, pair) in wanted.chunks(2).enumerate() {
-            let (k, b) = (pair[0], pair[1]);
-            let (Some(grad_kernel), Some(grad_bias)) = (grad_view(k)?, grad_view(b)?) else { return Ok(None) };
-            let kernel = model.params[k].tensor.f_detach()?;
-            let width = kernel.size()[1];
-            let out = Tensor::f_zeros([batch, width], (Kind::Float, Device::Cpu))?;
-            let hidden = l + 1 < names.len();
-            let buffer = || Tensor::f_zeros([batch, width], (Kind::Float, Device::Cpu));
-            let delta = hidden.then(buffer).transpose()?;
-            let dropout = if hidden && dnn.spec.dropout > 0.0 { Some((buffer()?, buffer()?)) } else { None };
-            let bias = model.params[b].tensor.f_detach()?;
-            layers.push(Layer { kernel, bias, grad_kernel, grad_bias, out, delta, dropout });
+        let dnn = match model.dnn() {
+            None => None,
+            Some(plan) => {
+                let mut names: Vec<String> =
+                    (0..plan.spec.hidden_units.len()).map(|i| format!("dnn/hiddenlayer_{i}")).collect();
+                names.push("dnn/logits".into());
+                let mut layers = Vec::with_capacity(names.len());
+                for (l, name) in names.iter().enumerate() {
+                    let (Some(k), Some(b)) =
+                        (model.param_index(&format!("{name}/kernel")), model.param_index(&format!("{name}/bias")))
+                    else {
+                        return Ok(None);
+                    };
+                    let (Some(grad_kernel), Some(grad_bias)) = (grad_view(k)?, grad_view(b)?) else { return Ok(None) };
+                    let kernel = model.params[k].tensor.f_detach()?;
+                    let width = kernel.size()[1];
+                    let buffer = || Tensor::f_zeros([batch, width], (Kind::Float, Device::Cpu));
+                    let hidden = l + 1 < names.len();
+                    let delta = hidden.then(buffer).transpose()?;
+                    let dropout = if hidden && plan.spec.dropout > 0.0 { Some((buffer()?, buffer()?)) } else { None };
+                    let bias = model.params[b].tensor.f_detach()?;
+                    layers.push(Layer { kernel, bias, grad_kernel, grad_bias, out: buffer()?, delta, dropout });
+                }
+                let mut embeddings = Vec::new();
+                for input in model.input_embeddings()? {
+                    let Some(grad) = grad_view(input.param)? else { return Ok(None) };
+                    embeddings.push(Embedding { input, grad });
+                }
+                let input_grad = (!embeddings.is_empty())
+                    .then(|| Tensor::f_zeros([batch, plan.input_width as i64], (Kind::Float, Device::Cpu)))
+                    .transpose()?;
+                let (activation, dropout) = (plan.spec.activation, plan.spec.dropout);
+                Some(Dnn { layers, embeddings, input_grad, activation, dropout })
+            }
+        };
+        let linear = if model.has_linear() {
+            let Some(b) = model.param_index("linear/linear_model/bias_weights") else { return Ok(None) };
+            let Some(bias) = grad_view(b)? else { return Ok(None) };
+            let mut terms = Vec::new();
+            for input in model.linear_inputs()? {
+                terms.push(match input {
+                    LinearInput::Ids(input) => {
+                        let Some(grad) = grad_view(input.param)? else { return Ok(None) };
+                        Term::Ids(Embedding { input, grad })
+                    }
+                    LinearInput::Dense { name, weights, table } => {
+                        let Some(grad) = grad_view(weights)? else { return Ok(None) };
+                        let table = match table {
+                            Some(input) => {
+                                let Some(grad) = grad_view(input.param)? else { return Ok(None) };
+                                Some(Embedding { input, grad })
+                            }
+                            None => None,
+                        };
+                        Term::Dense { name, weights: model.params[weights].tensor.f_detach()?, grad, table }
+                    }
+                });
+            }
+            Some(Linear { bias, terms })
+        } else {
+            None
+        };
+        if dnn.is_none() && linear.is_none()
+            || model.groups.iter().flat_map(|g| &g.members).any(|&(i, _, _)| !covered[i])
+        {
+            return Ok(None);
         }
-        let mut embeddings = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            let Some(grad) = grad_view(input.param)? else { return Ok(None) };
-            embeddings.push(Embedding { input, grad });
-        }
-        let input_grad = (!embeddings.is_empty())
-            .then(|| Tensor::f_zeros([batch, dnn.input_width as i64], (Kind::Float, Device::Cpu)))
-            .transpose()?;
-        let (activation, dropout, head) = (dnn.spec.activation, dnn.spec.dropout, model.head.kind);
-        Ok(Some(Direct { layers, embeddings, input_grad, activation, dropout, head, batch, grads }))
+        let logits = Tensor::f_zeros([batch, model.head.logits as i64], (Kind::Float, Device::Cpu))?;
+        Ok(Some(Direct { dnn, linear, logits, head: model.head.kind, batch, grads }))
     }
 
     /// The gradient buffers, one per optimizer group, as the last step left them.
@@ -139,52 +210,99 @@ impl Direct {
         if n == 0 || n > self.batch {
             return Err(TrainError::Lower(format!("a batch of {n} rows; the buffers hold 1 to {}", self.batch)));
         }
+        let pass = self.dnn.as_ref().map(|dnn| dnn.forward(model, x, n, step, seed, taps)).transpose()?;
+        let logits = match &pass {
+            Some(pass) => pass.outs[pass.outs.len() - 1].shallow_clone(),
+            None => self.logits.f_narrow(0, 0, n)?,
+        };
+        if self.linear.is_some() {
+            // Outside autograd; added as autograd's forward pass adds the two parts.
+            let mut logits = logits.shallow_clone();
+            let part = tch::no_grad(|| model.linear_part(x))?;
+            if pass.is_some() {
+                logits.f_add_(&part).done()?;
+            } else {
+                logits.f_copy_(&part.f_expand_as(&logits)?)?;
+            }
+        }
+        let labels = x.labels.as_ref().ok_or_else(|| TrainError::Lower("a training batch without labels".into()))?;
+        let bias = match (&self.dnn, &self.linear) {
+            (Some(dnn), _) => &dnn.layers[dnn.layers.len() - 1].grad_bias,
+            (None, Some(linear)) => &linear.bias,
+            (None, None) => return Err(TrainError::Lower("a model without parts".into())),
+        };
+        // SAFETY: the logits are a contiguous float CPU buffer of the step's own, the bias
+        // gradient a contiguous view of the same width into another; nothing else touches them
+        // meanwhile.
+        let loss = unsafe { head_loss(self.head, floats_mut(&logits), labels, floats_mut(bias))? };
+        if let Some(linear) = &self.linear {
+            if self.dnn.is_some() {
+                // Both biases are added to every row's logits: the same gradient.
+                linear.bias.shallow_clone().f_copy_(bias)?;
+            }
+            linear.backward(model, x, &logits)?;
+        }
+        if let (Some(dnn), Some(pass)) = (&self.dnn, &pass) {
+            dnn.backward(x, pass, n)?;
+        }
+        Ok(loss)
+    }
+}
+
+impl Dnn {
+    /// The layers' outputs for a batch of `n` rows, the logits (without the linear part) last.
+    fn forward(
+        &self,
+        model: &Model,
+        x: &Inputs,
+        n: i64,
+        step: u64,
+        seed: u64,
+        taps: Option<&mut Vec<Tensor>>,
+    ) -> Result<Pass, TrainError> {
+        let rows = |t: &Tensor| t.f_narrow(0, 0, n);
         // Outside autograd: an embedding's table is a variable that requires its gradient.
         let input = tch::no_grad(|| model.dnn_input(x))?;
-        let rows = |t: &Tensor| t.f_narrow(0, 0, n);
         let outs: Vec<Tensor> = self.layers.iter().map(|l| rows(&l.out)).collect::<Result<_, _>>()?;
-        // Per hidden layer with dropout: its mask and its output after dropout.
-        let dropped: Vec<Option<(Tensor, Tensor)>> = self
+        let dropped = self
             .layers
             .iter()
             .map(|l| l.dropout.as_ref().map(|(mask, kept)| Ok::<_, TrainError>((rows(mask)?, rows(kept)?))).transpose())
             .collect::<Result<_, _>>()?;
-        // What layer `i` reads.
-        let below = |i: usize| match i {
-            0 => &input,
-            _ => dropped[i - 1].as_ref().map_or(&outs[i - 1], |(_, kept)| kept),
-        };
+        let pass = Pass { input, outs, dropped };
         if self.dropout > 0.0 {
             crate::lower::seed_dropout(seed, step);
         }
         let top = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            layer.bias.f_addmm_out(&outs[i], below(i), &layer.kernel).done()?;
+            layer.bias.f_addmm_out(&pass.outs[i], pass.below(i), &layer.kernel).done()?;
             if i < top {
-                activate_in_place(&outs[i], self.activation)?;
+                activate_in_place(&pass.outs[i], self.activation)?;
             }
-            if let Some((mask, kept)) = &dropped[i] {
+            if let Some((mask, kept)) = &pass.dropped[i] {
                 // libtorch's dropout, operation for operation, so the masks are autograd's.
                 let mut mask = mask.shallow_clone();
                 mask.f_bernoulli_float_(1.0 - self.dropout).done()?;
                 mask.f_div_scalar_(1.0 - self.dropout).done()?;
-                outs[i].f_mul_out(kept, &mask).done()?;
+                pass.outs[i].f_mul_out(kept, &mask).done()?;
             }
         }
         if let Some(taps) = taps {
-            taps.extend((0..top).map(|i| below(i + 1).shallow_clone()));
+            taps.extend((0..top).map(|i| pass.below(i + 1).shallow_clone()));
         }
-        let labels = x.labels.as_ref().ok_or_else(|| TrainError::Lower("a training batch without labels".into()))?;
-        // SAFETY: `outs[top]` is a contiguous float CPU tensor, the bias gradient a contiguous
-        // view of the same width into another buffer; nothing else touches them meanwhile.
-        let loss =
-            unsafe { head_loss(self.head, floats_mut(&outs[top]), labels, floats_mut(&self.layers[top].grad_bias))? };
+        Ok(pass)
+    }
+
+    /// The gradients of every layer and input embedding, from the loss's gradient in the
+    /// logits' buffer (the logits layer's bias gradient is already there).
+    fn backward(&self, x: &Inputs, pass: &Pass, n: i64) -> Result<(), TrainError> {
+        let top = self.layers.len() - 1;
         for i in (0..=top).rev() {
-            let delta = if i == top { outs[top].shallow_clone() } else { self.delta(i, n)? };
-            below(i).f_tr()?.f_mm_out(&self.layers[i].grad_kernel, &delta).done()?;
+            let delta = if i == top { pass.outs[top].shallow_clone() } else { self.delta(i, n)? };
+            pass.below(i).f_tr()?.f_mm_out(&self.layers[i].grad_kernel, &delta).done()?;
             if i == 0 {
                 if let Some(input_grad) = &self.input_grad {
-                    let input_grad = rows(input_grad)?;
+                    let input_grad = input_grad.f_narrow(0, 0, n)?;
                     delta.f_mm_out(&input_grad, &self.layers[0].kernel.f_tr()?).done()?;
                     for e in &self.embeddings {
                         embedding_grad(e, &input_grad, x.ids(&e.input.ids)?)?;
@@ -193,21 +311,21 @@ impl Direct {
             } else {
                 let down = self.delta(i - 1, n)?;
                 delta.f_mm_out(&down, &self.layers[i].kernel.f_tr()?).done()?;
-                // SAFETY: as above: `down`, `outs[i - 1]` and the mask are distinct contiguous
+                // SAFETY: `down`, the layer's output and its mask are distinct contiguous
                 // `[n, width]` buffers, the bias gradient a contiguous view of `width` floats.
                 unsafe {
-                    let mask = dropped[i - 1].as_ref().map(|(mask, _)| &*floats_mut(mask));
+                    let mask = pass.dropped[i - 1].as_ref().map(|(mask, _)| &*floats_mut(mask));
                     backward_rows(
                         self.activation,
                         floats_mut(&down),
-                        floats_mut(&outs[i - 1]),
+                        floats_mut(&pass.outs[i - 1]),
                         mask,
                         floats_mut(&self.layers[i - 1].grad_bias),
                     )
                 };
             }
         }
-        Ok(loss)
+        Ok(())
     }
 
     fn delta(&self, i: usize, n: i64) -> Result<Tensor, TrainError> {
@@ -216,6 +334,27 @@ impl Direct {
             .as_ref()
             .ok_or_else(|| TrainError::Lower("a hidden layer without a gradient buffer".into()))?;
         Ok(delta.f_narrow(0, 0, n)?)
+    }
+}
+
+impl Linear {
+    /// The gradients of every weight from the loss's gradient at the logits, `[n, logits]`
+    /// (the bias's is already there).
+    fn backward(&self, model: &Model, x: &Inputs, upstream: &Tensor) -> Result<(), TrainError> {
+        for term in &self.terms {
+            match term {
+                Term::Ids(e) => embedding_grad(e, upstream, x.ids(&e.input.ids)?)?,
+                Term::Dense { name, weights, grad, table } => {
+                    let value = tch::no_grad(|| model.linear_dense(name, x))?;
+                    value.f_tr()?.f_mm_out(grad, upstream).done()?;
+                    if let Some(e) = table {
+                        let at_value = upstream.f_mm(&weights.f_tr()?)?;
+                        embedding_grad(e, &at_value, x.ids(&e.input.ids)?)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
