@@ -1,5 +1,5 @@
 //! A training step with backpropagation written out, for every model but those with batch
-//! normalisation, gelu or swish, on the CPU. The matrix products stay libtorch's, written into
+//! normalisation, on the CPU. The matrix products stay libtorch's, written into
 //! buffers that live as long as the run; the loss, its gradient, the activations' derivatives,
 //! the bias gradients and the gradients of looked-up weights are one pass each in Rust.
 //! Gradients land in one flat buffer per optimizer, laid out like its variables. Autograd would
@@ -23,6 +23,8 @@ struct Layer {
     grad_bias: Tensor,
     /// `[batch, out]`: the layer's output (for the logits layer, then the loss's gradient).
     out: Tensor,
+    /// `[batch, out]`: the output before an activation whose derivative needs it.
+    pre: Option<Tensor>,
     /// `[batch, out]`: the gradient of the loss at the output, for hidden layers.
     delta: Option<Tensor>,
     /// With dropout, for hidden layers: `[batch, out]` each, the kept units scaled by
@@ -67,6 +69,8 @@ struct Pass {
     input: Tensor,
     /// Each layer's output, the logits last.
     outs: Vec<Tensor>,
+    /// Each layer's output before its activation, where the derivative needs it.
+    pres: Vec<Option<Tensor>>,
     /// Per hidden layer with dropout: its mask and its output after dropout.
     dropped: Vec<Option<(Tensor, Tensor)>>,
 }
@@ -86,7 +90,7 @@ pub struct Direct {
     dnn: Option<Dnn>,
     linear: Option<Linear>,
     /// `[batch, logits]` for a model without a DNN, whose logits layer holds them otherwise.
-    logits: Tensor,
+    logits: Option<Tensor>,
     head: HeadKind,
     batch: i64,
     /// Per optimizer group, gradients laid out like its flat buffer.
@@ -100,7 +104,7 @@ impl Direct {
             return Ok(None);
         }
         if let Some(dnn) = model.dnn() {
-            if dnn.spec.batch_norm || matches!(dnn.spec.activation, Activation::Gelu | Activation::Swish) {
+            if dnn.spec.batch_norm {
                 return Ok(None);
             }
         }
@@ -138,8 +142,10 @@ impl Direct {
                     let hidden = l + 1 < names.len();
                     let delta = hidden.then(buffer).transpose()?;
                     let dropout = if hidden && plan.spec.dropout > 0.0 { Some((buffer()?, buffer()?)) } else { None };
+                    let needs_input = matches!(plan.spec.activation, Activation::Gelu | Activation::Swish);
+                    let pre = (hidden && needs_input).then(buffer).transpose()?;
                     let bias = model.params[b].tensor.f_detach()?;
-                    layers.push(Layer { kernel, bias, grad_kernel, grad_bias, out: buffer()?, delta, dropout });
+                    layers.push(Layer { kernel, bias, grad_kernel, grad_bias, out: buffer()?, pre, delta, dropout });
                 }
                 let mut embeddings = Vec::new();
                 for input in model.input_embeddings()? {
@@ -185,7 +191,10 @@ impl Direct {
         {
             return Ok(None);
         }
-        let logits = Tensor::f_zeros([batch, model.head.logits as i64], (Kind::Float, Device::Cpu))?;
+        let logits = dnn
+            .is_none()
+            .then(|| Tensor::f_zeros([batch, model.head.logits as i64], (Kind::Float, Device::Cpu)))
+            .transpose()?;
         Ok(Some(Direct { dnn, linear, logits, head: model.head.kind, batch, grads }))
     }
 
@@ -211,9 +220,10 @@ impl Direct {
             return Err(TrainError::Lower(format!("a batch of {n} rows; the buffers hold 1 to {}", self.batch)));
         }
         let pass = self.dnn.as_ref().map(|dnn| dnn.forward(model, x, n, step, seed, taps)).transpose()?;
-        let logits = match &pass {
-            Some(pass) => pass.outs[pass.outs.len() - 1].shallow_clone(),
-            None => self.logits.f_narrow(0, 0, n)?,
+        let logits = match (&pass, &self.logits) {
+            (Some(pass), _) => pass.outs[pass.outs.len() - 1].shallow_clone(),
+            (None, Some(logits)) => logits.f_narrow(0, 0, n)?,
+            (None, None) => return Err(TrainError::Lower("a model without parts".into())),
         };
         if self.linear.is_some() {
             // Outside autograd; added as autograd's forward pass adds the two parts.
@@ -269,15 +279,27 @@ impl Dnn {
             .iter()
             .map(|l| l.dropout.as_ref().map(|(mask, kept)| Ok::<_, TrainError>((rows(mask)?, rows(kept)?))).transpose())
             .collect::<Result<_, _>>()?;
-        let pass = Pass { input, outs, dropped };
+        let pres = self.layers.iter().map(|l| l.pre.as_ref().map(rows).transpose()).collect::<Result<_, _>>()?;
+        let pass = Pass { input, outs, pres, dropped };
         if self.dropout > 0.0 {
             crate::lower::seed_dropout(seed, step);
         }
         let top = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            layer.bias.f_addmm_out(&pass.outs[i], pass.below(i), &layer.kernel).done()?;
-            if i < top {
-                activate_in_place(&pass.outs[i], self.activation)?;
+            match &pass.pres[i] {
+                Some(pre) => {
+                    layer.bias.f_addmm_out(pre, pass.below(i), &layer.kernel).done()?;
+                    match self.activation {
+                        Activation::Gelu => pre.f_gelu_out(&pass.outs[i], "none").done()?,
+                        _ => pre.f_silu_out(&pass.outs[i]).done()?,
+                    }
+                }
+                None => {
+                    layer.bias.f_addmm_out(&pass.outs[i], pass.below(i), &layer.kernel).done()?;
+                    if i < top {
+                        activate_in_place(&pass.outs[i], self.activation)?;
+                    }
+                }
             }
             if let Some((mask, kept)) = &pass.dropped[i] {
                 // libtorch's dropout, operation for operation, so the masks are autograd's.
@@ -314,12 +336,24 @@ impl Dnn {
                 // SAFETY: `down`, the layer's output and its mask are distinct contiguous
                 // `[n, width]` buffers, the bias gradient a contiguous view of `width` floats.
                 unsafe {
-                    let mask = pass.dropped[i - 1].as_ref().map(|(mask, _)| &*floats_mut(mask));
+                    if let Some((mask, _)) = &pass.dropped[i - 1] {
+                        for (d, m) in floats_mut(&down).iter_mut().zip(&*floats_mut(mask)) {
+                            *d *= m;
+                        }
+                    }
+                    let mut activation = self.activation;
+                    if let Some(pre) = &pass.pres[i - 1] {
+                        // libtorch's own derivative, from the output before the activation.
+                        match activation {
+                            Activation::Gelu => pre.f_gelu_backward_grad_input(&down, &down, "none").done()?,
+                            _ => pre.f_silu_backward_grad_input(&down, &down).done()?,
+                        }
+                        activation = Activation::Linear;
+                    }
                     backward_rows(
-                        self.activation,
+                        activation,
                         floats_mut(&down),
                         floats_mut(&pass.outs[i - 1]),
-                        mask,
                         floats_mut(&self.layers[i - 1].grad_bias),
                     )
                 };
@@ -437,14 +471,9 @@ fn activate_in_place(t: &Tensor, activation: Activation) -> Result<(), TrainErro
 const SELU_ALPHA: f32 = 1.673_263_2;
 const SELU_SCALE: f32 = 1.050_701;
 
-/// `delta ← delta × mask × activation′`, the derivative taken from the layer's output before
-/// dropout, and the bias gradient as the column sums of the result.
-fn backward_rows(activation: Activation, delta: &mut [f32], out: &[f32], mask: Option<&[f32]>, bias: &mut [f32]) {
-    if let Some(mask) = mask {
-        for (d, m) in delta.iter_mut().zip(mask) {
-            *d *= m;
-        }
-    }
+/// `delta ← delta × activation′`, the derivative taken from the layer's output before dropout,
+/// and the bias gradient as the column sums of the result.
+fn backward_rows(activation: Activation, delta: &mut [f32], out: &[f32], bias: &mut [f32]) {
     match activation {
         Activation::Relu => rows(delta, out, bias, |d, a| if a > 0.0 { d } else { 0.0 }),
         Activation::Relu6 => rows(delta, out, bias, |d, a| if a > 0.0 && a < 6.0 { d } else { 0.0 }),
