@@ -285,16 +285,14 @@ impl Model {
             }
             if dnn.spec.batch_norm {
                 let p = format!("dnn/hiddenlayer_{i}/batchnorm_{i}");
-                // tf.layers.batch_normalization(momentum=0.999, epsilon=1e-3); torch's
-                // momentum is the weight of the new batch.
                 h = h.f_batch_norm(
                     Some(self.param(&format!("{p}/gamma"))?),
                     Some(self.param(&format!("{p}/beta"))?),
                     Some(self.param(&format!("{p}/moving_mean"))?),
                     Some(self.param(&format!("{p}/moving_variance"))?),
                     training,
-                    0.001,
-                    1e-3,
+                    NORM_MOMENTUM,
+                    NORM_EPSILON,
                     false,
                 )?;
             }
@@ -460,6 +458,11 @@ fn truncated_normal(rng: &mut Rng) -> f64 {
         }
     }
 }
+
+/// Batch normalisation as tf.layers.batch_normalization(momentum=0.999, epsilon=1e-3) does it;
+/// libtorch's momentum is the weight of the new batch.
+pub const NORM_MOMENTUM: f64 = 0.001;
+pub const NORM_EPSILON: f64 = 1e-3;
 
 /// Seeds libtorch's generator for one training step's dropout masks, so they are a function of
 /// (seed, step), not of history: a resumed run drops the same units.

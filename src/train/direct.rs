@@ -1,5 +1,4 @@
-//! A training step with backpropagation written out, for every model but those with batch
-//! normalisation, on the CPU. The matrix products stay libtorch's, written into
+//! A training step with backpropagation written out, for every model on the CPU. The matrix products stay libtorch's, written into
 //! buffers that live as long as the run; the loss, its gradient, the activations' derivatives,
 //! the bias gradients and the gradients of looked-up weights are one pass each in Rust.
 //! Gradients land in one flat buffer per optimizer, laid out like its variables. Autograd would
@@ -10,7 +9,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::optim::Done;
 use super::TrainError;
-use crate::lower::{InputEmbedding, Inputs, LinearInput, Model};
+use crate::lower::{InputEmbedding, Inputs, LinearInput, Model, NORM_EPSILON, NORM_MOMENTUM};
 use crate::plan::{Activation, Combiner, HeadKind};
 
 /// One dense layer: `out = activation(input × kernel + bias)`.
@@ -30,6 +29,27 @@ struct Layer {
     /// With dropout, for hidden layers: `[batch, out]` each, the kept units scaled by
     /// 1 / (1 − rate) or 0, and the output times that, which the next layer reads.
     dropout: Option<(Tensor, Tensor)>,
+    norm: Option<Norm>,
+}
+
+/// Batch normalisation after a hidden layer.
+struct Norm {
+    gamma: Tensor,
+    beta: Tensor,
+    /// The moving statistics, which the forward pass updates in place.
+    mean: Tensor,
+    variance: Tensor,
+    grad_gamma: Tensor,
+    grad_beta: Tensor,
+}
+
+/// A batch's way through one batch normalisation: its input, output, and the batch's mean and
+/// inverse standard deviation per unit.
+struct Normed {
+    input: Tensor,
+    output: Tensor,
+    mean: Tensor,
+    invstd: Tensor,
 }
 
 /// Weights looked up by id and combined, and the view of their gradient.
@@ -73,6 +93,8 @@ struct Pass {
     pres: Vec<Option<Tensor>>,
     /// Per hidden layer with dropout: its mask and its output after dropout.
     dropped: Vec<Option<(Tensor, Tensor)>>,
+    /// Per hidden layer with batch normalisation.
+    normed: Vec<Option<Normed>>,
 }
 
 impl Pass {
@@ -80,8 +102,16 @@ impl Pass {
     fn below(&self, i: usize) -> &Tensor {
         match i {
             0 => &self.input,
-            _ => self.dropped[i - 1].as_ref().map_or(&self.outs[i - 1], |(_, kept)| kept),
+            _ => match &self.normed[i - 1] {
+                Some(normed) => &normed.output,
+                None => self.kept(i - 1),
+            },
         }
+    }
+
+    /// Layer `i`'s output after dropout.
+    fn kept(&self, i: usize) -> &Tensor {
+        self.dropped[i].as_ref().map_or(&self.outs[i], |(_, kept)| kept)
     }
 }
 
@@ -102,11 +132,6 @@ impl Direct {
     pub fn new(model: &Model, batch: i64) -> Result<Option<Direct>, TrainError> {
         if model.device != Device::Cpu || model.params.iter().any(|p| p.tensor.kind() != Kind::Float) {
             return Ok(None);
-        }
-        if let Some(dnn) = model.dnn() {
-            if dnn.spec.batch_norm {
-                return Ok(None);
-            }
         }
         let grads: Vec<Tensor> = model.groups.iter().map(|g| g.flat.f_zeros_like()).collect::<Result<_, _>>()?;
         // Every variable an optimizer updates must be one the step knows, or its gradient would
@@ -145,7 +170,30 @@ impl Direct {
                     let needs_input = matches!(plan.spec.activation, Activation::Gelu | Activation::Swish);
                     let pre = (hidden && needs_input).then(buffer).transpose()?;
                     let bias = model.params[b].tensor.f_detach()?;
-                    layers.push(Layer { kernel, bias, grad_kernel, grad_bias, out: buffer()?, pre, delta, dropout });
+                    let norm = if hidden && plan.spec.batch_norm {
+                        let scope = format!("dnn/hiddenlayer_{l}/batchnorm_{l}");
+                        let param = |name: &str| model.param_index(&format!("{scope}/{name}"));
+                        let (Some(g), Some(b), Some(m), Some(v)) =
+                            (param("gamma"), param("beta"), param("moving_mean"), param("moving_variance"))
+                        else {
+                            return Ok(None);
+                        };
+                        let (Some(grad_gamma), Some(grad_beta)) = (grad_view(g)?, grad_view(b)?) else {
+                            return Ok(None);
+                        };
+                        Some(Norm {
+                            gamma: model.params[g].tensor.f_detach()?,
+                            beta: model.params[b].tensor.f_detach()?,
+                            mean: model.params[m].tensor.shallow_clone(),
+                            variance: model.params[v].tensor.shallow_clone(),
+                            grad_gamma,
+                            grad_beta,
+                        })
+                    } else {
+                        None
+                    };
+                    let out = buffer()?;
+                    layers.push(Layer { kernel, bias, grad_kernel, grad_bias, out, pre, delta, dropout, norm });
                 }
                 let mut embeddings = Vec::new();
                 for input in model.input_embeddings()? {
@@ -280,7 +328,7 @@ impl Dnn {
             .map(|l| l.dropout.as_ref().map(|(mask, kept)| Ok::<_, TrainError>((rows(mask)?, rows(kept)?))).transpose())
             .collect::<Result<_, _>>()?;
         let pres = self.layers.iter().map(|l| l.pre.as_ref().map(rows).transpose()).collect::<Result<_, _>>()?;
-        let pass = Pass { input, outs, pres, dropped };
+        let mut pass = Pass { input, outs, pres, dropped, normed: Vec::with_capacity(self.layers.len()) };
         if self.dropout > 0.0 {
             crate::lower::seed_dropout(seed, step);
         }
@@ -308,6 +356,23 @@ impl Dnn {
                 mask.f_div_scalar_(1.0 - self.dropout).done()?;
                 pass.outs[i].f_mul_out(kept, &mask).done()?;
             }
+            let normed = match &layer.norm {
+                Some(norm) => {
+                    // The kernel autograd's forward pass runs, moving statistics included.
+                    let input = pass.kept(i).shallow_clone();
+                    let (output, mean, invstd, _) = input.f_internal_batch_norm_with_update(
+                        Some(&norm.gamma),
+                        Some(&norm.beta),
+                        &norm.mean,
+                        &norm.variance,
+                        NORM_MOMENTUM,
+                        NORM_EPSILON,
+                    )?;
+                    Some(Normed { input, output, mean, invstd })
+                }
+                None => None,
+            };
+            pass.normed.push(normed);
         }
         if let Some(taps) = taps {
             taps.extend((0..top).map(|i| pass.below(i + 1).shallow_clone()));
@@ -335,6 +400,9 @@ impl Dnn {
                 delta.f_mm_out(&down, &self.layers[i].kernel.f_tr()?).done()?;
                 // SAFETY: `down`, the layer's output and its mask are distinct contiguous
                 // `[n, width]` buffers, the bias gradient a contiguous view of `width` floats.
+                if let (Some(normed), Some(norm)) = (&pass.normed[i - 1], &self.layers[i - 1].norm) {
+                    normalization_grad(norm, normed, &down)?;
+                }
                 unsafe {
                     if let Some((mask, _)) = &pass.dropped[i - 1] {
                         for (d, m) in floats_mut(&down).iter_mut().zip(&*floats_mut(mask)) {
@@ -390,6 +458,47 @@ impl Linear {
         }
         Ok(())
     }
+}
+
+/// Through a batch normalisation, in place: `delta` becomes the gradient at its input, and
+/// gamma's and beta's gradients are written.
+fn normalization_grad(norm: &Norm, normed: &Normed, delta: &Tensor) -> Result<(), TrainError> {
+    let width = norm.grad_beta.numel();
+    let input = normed.input.f_contiguous()?;
+    let (mean, invstd) = (normed.mean.f_contiguous()?, normed.invstd.f_contiguous()?);
+    // SAFETY: contiguous float CPU tensors: the gradient a buffer of the step's own, the input,
+    // statistics and gamma read only, gamma's and beta's gradients views of `width` floats in
+    // the gradient buffer; all distinct.
+    let (delta, input, mean, invstd, gamma, grad_gamma, grad_beta) = unsafe {
+        (
+            floats_mut(delta),
+            &*floats_mut(&input),
+            &*floats_mut(&mean),
+            &*floats_mut(&invstd),
+            &*floats_mut(&norm.gamma),
+            floats_mut(&norm.grad_gamma),
+            floats_mut(&norm.grad_beta),
+        )
+    };
+    if [mean.len(), invstd.len(), gamma.len()] != [width; 3] || delta.len() != input.len() {
+        return Err(TrainError::Lower("batch normalisation statistics of another width".into()));
+    }
+    let n = (delta.len() / width) as f32;
+    grad_gamma.fill(0.0);
+    grad_beta.fill(0.0);
+    for (d, x) in delta.chunks_exact(width).zip(input.chunks_exact(width)) {
+        for j in 0..width {
+            grad_beta[j] += d[j];
+            grad_gamma[j] += d[j] * (x[j] - mean[j]) * invstd[j];
+        }
+    }
+    for (d, x) in delta.chunks_exact_mut(width).zip(input.chunks_exact(width)) {
+        for j in 0..width {
+            let normalized = (x[j] - mean[j]) * invstd[j];
+            d[j] = (d[j] - grad_beta[j] / n - normalized * grad_gamma[j] / n) * invstd[j] * gamma[j];
+        }
+    }
+    Ok(())
 }
 
 /// The gradient of an embedding's table: each row's gradient at the input layer, weighted as
