@@ -1,16 +1,16 @@
-//! A training step with backpropagation written out, for every model on the CPU. The matrix products stay libtorch's, written into
-//! buffers that live as long as the run; the loss, its gradient, the activations' derivatives,
-//! the bias gradients and the gradients of looked-up weights are one pass each in Rust.
-//! Gradients land in one flat buffer per optimizer, laid out like its variables. Autograd would
-//! run the same products, but also some twenty small kernels with their allocations and its
-//! engine's bookkeeping per step.
+//! A training step with backpropagation written out, for every model on the CPU. The matrix
+//! products stay libtorch's, written into buffers that live as long as the run; the loss, its
+//! gradient, the activations' derivatives, the bias gradients and the gradients of looked-up
+//! weights are one pass each in Rust. Gradients land in one flat buffer per optimizer, laid out
+//! like its variables. Autograd would run the same products, but also some twenty small kernels
+//! with their allocations and its engine's bookkeeping per step.
 
 use tch::{Device, Kind, Tensor};
 
 use super::optim::Done;
 use super::TrainError;
 use crate::lower::{InputEmbedding, Inputs, LinearInput, Model, NORM_EPSILON, NORM_MOMENTUM};
-use crate::plan::{Activation, Combiner, HeadKind};
+use crate::plan::{Activation, Combiner, DnnPlan, HeadKind};
 
 /// One dense layer: `out = activation(input × kernel + bias)`.
 struct Layer {
@@ -32,6 +32,46 @@ struct Layer {
     norm: Option<Norm>,
 }
 
+impl Layer {
+    /// Hidden layer `l`, or the logits layer when `l` is the count of hidden layers.
+    fn new(
+        model: &Model,
+        plan: &DnnPlan,
+        l: usize,
+        batch: i64,
+        views: &mut Views,
+    ) -> Result<Option<Layer>, TrainError> {
+        let hidden = l < plan.spec.hidden_units.len();
+        let name = if hidden { format!("dnn/hiddenlayer_{l}") } else { "dnn/logits".into() };
+        let (Some(k), Some(b)) =
+            (model.param_index(&format!("{name}/kernel")), model.param_index(&format!("{name}/bias")))
+        else {
+            return Ok(None);
+        };
+        let (Some(grad_kernel), Some(grad_bias)) = (views.of(k)?, views.of(b)?) else { return Ok(None) };
+        let kernel = model.params[k].tensor.f_detach()?;
+        let buffer = || Tensor::f_zeros([batch, kernel.size()[1]], (Kind::Float, Device::Cpu));
+        let needs_input = matches!(plan.spec.activation, Activation::Gelu | Activation::Swish);
+        let norm = if hidden && plan.spec.batch_norm {
+            let Some(norm) = Norm::new(model, l, views)? else { return Ok(None) };
+            Some(norm)
+        } else {
+            None
+        };
+        Ok(Some(Layer {
+            bias: model.params[b].tensor.f_detach()?,
+            grad_kernel,
+            grad_bias,
+            out: buffer()?,
+            pre: (hidden && needs_input).then(buffer).transpose()?,
+            delta: hidden.then(buffer).transpose()?,
+            dropout: if hidden && plan.spec.dropout > 0.0 { Some((buffer()?, buffer()?)) } else { None },
+            norm,
+            kernel,
+        }))
+    }
+}
+
 /// Batch normalisation after a hidden layer.
 struct Norm {
     gamma: Tensor,
@@ -41,6 +81,26 @@ struct Norm {
     variance: Tensor,
     grad_gamma: Tensor,
     grad_beta: Tensor,
+}
+
+impl Norm {
+    fn new(model: &Model, l: usize, views: &mut Views) -> Result<Option<Norm>, TrainError> {
+        let param = |name: &str| model.param_index(&format!("dnn/hiddenlayer_{l}/batchnorm_{l}/{name}"));
+        let (Some(g), Some(b), Some(m), Some(v)) =
+            (param("gamma"), param("beta"), param("moving_mean"), param("moving_variance"))
+        else {
+            return Ok(None);
+        };
+        let (Some(grad_gamma), Some(grad_beta)) = (views.of(g)?, views.of(b)?) else { return Ok(None) };
+        Ok(Some(Norm {
+            gamma: model.params[g].tensor.f_detach()?,
+            beta: model.params[b].tensor.f_detach()?,
+            mean: model.params[m].tensor.shallow_clone(),
+            variance: model.params[v].tensor.shallow_clone(),
+            grad_gamma,
+            grad_beta,
+        }))
+    }
 }
 
 /// A batch's way through one batch normalisation: its input, output, and the batch's mean and
@@ -127,6 +187,30 @@ pub struct Direct {
     grads: Vec<Tensor>,
 }
 
+/// Views into the gradient buffers, and which variables have one handed out.
+struct Views<'a> {
+    model: &'a Model,
+    grads: &'a [Tensor],
+    covered: Vec<bool>,
+}
+
+impl Views<'_> {
+    /// The gradient view of parameter `i`, in its own shape, if an optimizer updates it.
+    fn of(&mut self, i: usize) -> Result<Option<Tensor>, TrainError> {
+        self.covered[i] = true;
+        for (group, grad) in self.model.groups.iter().zip(self.grads) {
+            if let Some(k) = group.members.iter().position(|&(p, _, _)| p == i) {
+                return Ok(Some(group.view(grad, k, &self.model.params[i].tensor.size())?));
+            }
+        }
+        Ok(None)
+    }
+
+    fn embedding(&mut self, input: InputEmbedding) -> Result<Option<Embedding>, TrainError> {
+        Ok(self.of(input.param)?.map(|grad| Embedding { input, grad }))
+    }
+}
+
 impl Direct {
     /// Buffers for batches of up to `batch` rows, or `None` when the model needs autograd.
     pub fn new(model: &Model, batch: i64) -> Result<Option<Direct>, TrainError> {
@@ -134,109 +218,23 @@ impl Direct {
             return Ok(None);
         }
         let grads: Vec<Tensor> = model.groups.iter().map(|g| g.flat.f_zeros_like()).collect::<Result<_, _>>()?;
-        // Every variable an optimizer updates must be one the step knows, or its gradient would
-        // be left out.
-        let mut covered = vec![false; model.params.len()];
-        // The gradient view of parameter `i`, in its own shape.
-        let mut grad_view = |i: usize| -> Result<Option<Tensor>, TrainError> {
-            covered[i] = true;
-            for (group, grad) in model.groups.iter().zip(&grads) {
-                if let Some(k) = group.members.iter().position(|&(p, _, _)| p == i) {
-                    return Ok(Some(group.view(grad, k, &model.params[i].tensor.size())?));
-                }
-            }
-            Ok(None)
-        };
-        let dnn = match model.dnn() {
-            None => None,
-            Some(plan) => {
-                let mut names: Vec<String> =
-                    (0..plan.spec.hidden_units.len()).map(|i| format!("dnn/hiddenlayer_{i}")).collect();
-                names.push("dnn/logits".into());
-                let mut layers = Vec::with_capacity(names.len());
-                for (l, name) in names.iter().enumerate() {
-                    let (Some(k), Some(b)) =
-                        (model.param_index(&format!("{name}/kernel")), model.param_index(&format!("{name}/bias")))
-                    else {
-                        return Ok(None);
-                    };
-                    let (Some(grad_kernel), Some(grad_bias)) = (grad_view(k)?, grad_view(b)?) else { return Ok(None) };
-                    let kernel = model.params[k].tensor.f_detach()?;
-                    let width = kernel.size()[1];
-                    let buffer = || Tensor::f_zeros([batch, width], (Kind::Float, Device::Cpu));
-                    let hidden = l + 1 < names.len();
-                    let delta = hidden.then(buffer).transpose()?;
-                    let dropout = if hidden && plan.spec.dropout > 0.0 { Some((buffer()?, buffer()?)) } else { None };
-                    let needs_input = matches!(plan.spec.activation, Activation::Gelu | Activation::Swish);
-                    let pre = (hidden && needs_input).then(buffer).transpose()?;
-                    let bias = model.params[b].tensor.f_detach()?;
-                    let norm = if hidden && plan.spec.batch_norm {
-                        let scope = format!("dnn/hiddenlayer_{l}/batchnorm_{l}");
-                        let param = |name: &str| model.param_index(&format!("{scope}/{name}"));
-                        let (Some(g), Some(b), Some(m), Some(v)) =
-                            (param("gamma"), param("beta"), param("moving_mean"), param("moving_variance"))
-                        else {
-                            return Ok(None);
-                        };
-                        let (Some(grad_gamma), Some(grad_beta)) = (grad_view(g)?, grad_view(b)?) else {
-                            return Ok(None);
-                        };
-                        Some(Norm {
-                            gamma: model.params[g].tensor.f_detach()?,
-                            beta: model.params[b].tensor.f_detach()?,
-                            mean: model.params[m].tensor.shallow_clone(),
-                            variance: model.params[v].tensor.shallow_clone(),
-                            grad_gamma,
-                            grad_beta,
-                        })
-                    } else {
-                        None
-                    };
-                    let out = buffer()?;
-                    layers.push(Layer { kernel, bias, grad_kernel, grad_bias, out, pre, delta, dropout, norm });
-                }
-                let mut embeddings = Vec::new();
-                for input in model.input_embeddings()? {
-                    let Some(grad) = grad_view(input.param)? else { return Ok(None) };
-                    embeddings.push(Embedding { input, grad });
-                }
-                let input_grad = (!embeddings.is_empty())
-                    .then(|| Tensor::f_zeros([batch, plan.input_width as i64], (Kind::Float, Device::Cpu)))
-                    .transpose()?;
-                let (activation, dropout) = (plan.spec.activation, plan.spec.dropout);
-                Some(Dnn { layers, embeddings, input_grad, activation, dropout })
-            }
-        };
-        let linear = if model.has_linear() {
-            let Some(b) = model.param_index("linear/linear_model/bias_weights") else { return Ok(None) };
-            let Some(bias) = grad_view(b)? else { return Ok(None) };
-            let mut terms = Vec::new();
-            for input in model.linear_inputs()? {
-                terms.push(match input {
-                    LinearInput::Ids(input) => {
-                        let Some(grad) = grad_view(input.param)? else { return Ok(None) };
-                        Term::Ids(Embedding { input, grad })
-                    }
-                    LinearInput::Dense { name, weights, table } => {
-                        let Some(grad) = grad_view(weights)? else { return Ok(None) };
-                        let table = match table {
-                            Some(input) => {
-                                let Some(grad) = grad_view(input.param)? else { return Ok(None) };
-                                Some(Embedding { input, grad })
-                            }
-                            None => None,
-                        };
-                        Term::Dense { name, weights: model.params[weights].tensor.f_detach()?, grad, table }
-                    }
-                });
-            }
-            Some(Linear { bias, terms })
+        let mut views = Views { model, grads: &grads, covered: vec![false; model.params.len()] };
+        let dnn = if model.dnn().is_some() {
+            let Some(dnn) = Dnn::new(model, batch, &mut views)? else { return Ok(None) };
+            Some(dnn)
         } else {
             None
         };
-        if dnn.is_none() && linear.is_none()
-            || model.groups.iter().flat_map(|g| &g.members).any(|&(i, _, _)| !covered[i])
-        {
+        let linear = if model.has_linear() {
+            let Some(linear) = Linear::new(model, &mut views)? else { return Ok(None) };
+            Some(linear)
+        } else {
+            None
+        };
+        // Every variable an optimizer updates must have had its view handed out, or its
+        // gradient would be left out.
+        let complete = model.groups.iter().flat_map(|g| &g.members).all(|&(i, _, _)| views.covered[i]);
+        if !complete || dnn.is_none() && linear.is_none() {
             return Ok(None);
         }
         let logits = dnn
@@ -308,6 +306,28 @@ impl Direct {
 }
 
 impl Dnn {
+    fn new(model: &Model, batch: i64, views: &mut Views) -> Result<Option<Dnn>, TrainError> {
+        let Some(plan) = model.dnn() else { return Ok(None) };
+        let hidden = plan.spec.hidden_units.len();
+        let mut layers = Vec::with_capacity(hidden + 1);
+        for l in 0..=hidden {
+            match Layer::new(model, plan, l, batch, views)? {
+                Some(layer) => layers.push(layer),
+                None => return Ok(None),
+            }
+        }
+        let mut embeddings = Vec::new();
+        for input in model.input_embeddings()? {
+            let Some(embedding) = views.embedding(input)? else { return Ok(None) };
+            embeddings.push(embedding);
+        }
+        let input_grad = (!embeddings.is_empty())
+            .then(|| Tensor::f_zeros([batch, plan.input_width as i64], (Kind::Float, Device::Cpu)))
+            .transpose()?;
+        let (activation, dropout) = (plan.spec.activation, plan.spec.dropout);
+        Ok(Some(Dnn { layers, embeddings, input_grad, activation, dropout }))
+    }
+
     /// The layers' outputs for a batch of `n` rows, the logits (without the linear part) last.
     fn forward(
         &self,
@@ -440,6 +460,32 @@ impl Dnn {
 }
 
 impl Linear {
+    fn new(model: &Model, views: &mut Views) -> Result<Option<Linear>, TrainError> {
+        let Some(b) = model.param_index("linear/linear_model/bias_weights") else { return Ok(None) };
+        let Some(bias) = views.of(b)? else { return Ok(None) };
+        let mut terms = Vec::new();
+        for input in model.linear_inputs()? {
+            terms.push(match input {
+                LinearInput::Ids(input) => match views.embedding(input)? {
+                    Some(embedding) => Term::Ids(embedding),
+                    None => return Ok(None),
+                },
+                LinearInput::Dense { name, weights, table } => {
+                    let Some(grad) = views.of(weights)? else { return Ok(None) };
+                    let table = match table {
+                        Some(input) => match views.embedding(input)? {
+                            Some(embedding) => Some(embedding),
+                            None => return Ok(None),
+                        },
+                        None => None,
+                    };
+                    Term::Dense { name, weights: model.params[weights].tensor.f_detach()?, grad, table }
+                }
+            });
+        }
+        Ok(Some(Linear { bias, terms }))
+    }
+
     /// The gradients of every weight from the loss's gradient at the logits, `[n, logits]`
     /// (the bias's is already there).
     fn backward(&self, model: &Model, x: &Inputs, upstream: &Tensor) -> Result<(), TrainError> {
