@@ -202,8 +202,8 @@ impl Model {
         if let Some(dnn) = &self.dnn {
             logits = Some(self.dnn_logits(dnn, x, training, step, seed, taps)?);
         }
-        if let Some(linear) = &self.linear {
-            let l = self.linear_logits(linear, x)?;
+        if self.linear.is_some() {
+            let l = self.linear_part(x)?;
             logits = Some(match logits {
                 Some(d) => d.f_add(&l)?,
                 None => l,
@@ -305,12 +305,6 @@ impl Model {
         Ok(bias.f_addmm(&h, kernel)?)
     }
 
-    /// The linear part's logits for a batch, its bias included.
-    pub fn linear_part(&self, x: &Inputs) -> Result<Tensor, LowerError> {
-        let linear = self.linear.as_ref().ok_or_else(|| LowerError::MissingVariable("linear/linear_model".into()))?;
-        self.linear_logits(linear, x)
-    }
-
     /// The dense value the linear part multiplies by the weights of `name`.
     pub fn linear_dense(&self, name: &str, x: &Inputs) -> Result<Tensor, LowerError> {
         self.dense(name, x, "linear/linear_model")
@@ -356,19 +350,14 @@ impl Model {
         Ok(inputs)
     }
 
-    fn linear_logits(&self, linear: &LinearSpec, x: &Inputs) -> Result<Tensor, LowerError> {
-        let prefix = "linear/linear_model";
-        let mut sum = self.param(&format!("{prefix}/bias_weights"))?.f_unsqueeze(0)?;
-        for name in &linear.inputs {
-            let weights = self.param(&format!("{prefix}/{name}/weights"))?;
-            let feature = self.feature(name).ok_or_else(|| LowerError::MissingVariable(name.clone()))?;
-            let part = match &feature.feature.kind {
-                FeatureKind::Categorical { .. } | FeatureKind::Bucketized { .. } | FeatureKind::Crossed { .. } => {
-                    embed(weights, x.ids(name)?, Combiner::Sum)?
-                }
-                FeatureKind::Indicator { source } => embed(weights, x.ids(source)?, Combiner::Sum)?,
-                FeatureKind::Numeric { .. } | FeatureKind::Embedding { .. } => {
-                    self.dense(name, x, prefix)?.f_mm(weights)?
+    /// The linear part's logits for a batch, its bias included.
+    pub fn linear_part(&self, x: &Inputs) -> Result<Tensor, LowerError> {
+        let mut sum = self.param("linear/linear_model/bias_weights")?.f_unsqueeze(0)?;
+        for input in self.linear_inputs()? {
+            let part = match input {
+                LinearInput::Ids(e) => embed(&self.params[e.param].tensor, x.ids(&e.ids)?, Combiner::Sum)?,
+                LinearInput::Dense { name, weights, .. } => {
+                    self.linear_dense(&name, x)?.f_mm(&self.params[weights].tensor)?
                 }
             };
             sum = sum.f_add(&part)?;

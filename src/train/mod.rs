@@ -639,8 +639,7 @@ fn run_locked(
         .map(|g| g.members.iter().map(|&(i, _, _)| session.model.params[i].tensor.shallow_clone()).collect())
         .collect();
     let all_leaves: Vec<&Tensor> = leaves.iter().flatten().collect();
-    // The common DNN on the CPU trains with its backpropagation written out; other models
-    // through autograd.
+    // On the CPU a model trains with its backpropagation written out; on a GPU through autograd.
     let mut direct = Direct::new(&session.model, batch_size as i64)?;
 
     // The last step's loss, unread until the final save checks it.
