@@ -50,7 +50,7 @@ impl Group {
 
 /// An embedding among the DNN's inputs: its table, its ids and where its combined rows sit in
 /// the columns `Model::dnn_input` returns.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct InputEmbedding {
     /// Its table's index in `Model::params`.
     pub param: usize,
@@ -61,8 +61,8 @@ pub struct InputEmbedding {
     pub dimension: i64,
 }
 
-/// One input of the linear part, as its gradient needs it.
-#[derive(Debug)]
+/// One input of the linear part, as its forward pass and its gradient need it.
+#[derive(Clone, Debug)]
 pub enum LinearInput {
     /// Weights `[buckets, logits]` looked up by id and summed: an embedding as wide as the logits.
     Ids(InputEmbedding),
@@ -78,7 +78,8 @@ pub struct Model {
     index: HashMap<String, usize>,
     features: Vec<FeaturePlan>,
     dnn: Option<DnnPlan>,
-    linear: Option<LinearSpec>,
+    /// The linear part's inputs, in order, worked out once.
+    linear: Option<Vec<LinearInput>>,
     pub head: Head,
     pub device: Device,
 }
@@ -145,16 +146,18 @@ impl Model {
             params.push(Param { name: var.name.clone(), tensor, trainable: var.trainable, part: var.part });
         }
         let index = params.iter().enumerate().map(|(i, p)| (p.name.clone(), i)).collect();
-        Ok(Model {
+        let mut model = Model {
             params,
             groups,
             index,
             features: plan.features.clone(),
             dnn: plan.model.dnn.clone(),
-            linear: plan.model.linear.clone(),
+            linear: None,
             head: plan.model.head.clone(),
             device,
-        })
+        };
+        model.linear = plan.model.linear.as_ref().map(|spec| model.describe_linear(spec)).transpose()?;
+        Ok(model)
     }
 
     pub fn has_param(&self, name: &str) -> bool {
@@ -310,9 +313,12 @@ impl Model {
         self.dense(name, x, "linear/linear_model")
     }
 
-    /// The linear part's inputs, in order.
-    pub fn linear_inputs(&self) -> Result<Vec<LinearInput>, LowerError> {
-        let linear = self.linear.as_ref().ok_or_else(|| LowerError::MissingVariable("linear/linear_model".into()))?;
+    /// The linear part's inputs, in order (none without a linear part).
+    pub fn linear_inputs(&self) -> &[LinearInput] {
+        self.linear.as_deref().unwrap_or_default()
+    }
+
+    fn describe_linear(&self, linear: &LinearSpec) -> Result<Vec<LinearInput>, LowerError> {
         let prefix = "linear/linear_model";
         let index = |name: String| self.param_index(&name).ok_or(LowerError::MissingVariable(name));
         let by_id = |param: usize, ids: &str| {
@@ -353,11 +359,11 @@ impl Model {
     /// The linear part's logits for a batch, its bias included.
     pub fn linear_part(&self, x: &Inputs) -> Result<Tensor, LowerError> {
         let mut sum = self.param("linear/linear_model/bias_weights")?.f_unsqueeze(0)?;
-        for input in self.linear_inputs()? {
+        for input in self.linear_inputs() {
             let part = match input {
                 LinearInput::Ids(e) => embed(&self.params[e.param].tensor, x.ids(&e.ids)?, Combiner::Sum)?,
                 LinearInput::Dense { name, weights, .. } => {
-                    self.linear_dense(&name, x)?.f_mm(&self.params[weights].tensor)?
+                    self.linear_dense(name, x)?.f_mm(&self.params[*weights].tensor)?
                 }
             };
             sum = sum.f_add(&part)?;

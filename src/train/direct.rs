@@ -464,7 +464,7 @@ impl Linear {
         let Some(b) = model.param_index("linear/linear_model/bias_weights") else { return Ok(None) };
         let Some(bias) = views.of(b)? else { return Ok(None) };
         let mut terms = Vec::new();
-        for input in model.linear_inputs()? {
+        for input in model.linear_inputs().iter().cloned() {
             terms.push(match input {
                 LinearInput::Ids(input) => match views.embedding(input)? {
                     Some(embedding) => Term::Ids(embedding),
