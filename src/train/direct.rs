@@ -179,8 +179,6 @@ impl Pass {
 pub struct Direct {
     dnn: Option<Dnn>,
     linear: Option<Linear>,
-    /// `[batch, logits]` for a model without a DNN, whose logits layer holds them otherwise.
-    logits: Option<Tensor>,
     head: HeadKind,
     batch: i64,
     /// Per optimizer group, gradients laid out like its flat buffer.
@@ -237,11 +235,7 @@ impl Direct {
         if !complete || dnn.is_none() && linear.is_none() {
             return Ok(None);
         }
-        let logits = dnn
-            .is_none()
-            .then(|| Tensor::f_zeros([batch, model.head.logits as i64], (Kind::Float, Device::Cpu)))
-            .transpose()?;
-        Ok(Some(Direct { dnn, linear, logits, head: model.head.kind, batch, grads }))
+        Ok(Some(Direct { dnn, linear, head: model.head.kind, batch, grads }))
     }
 
     /// The gradient buffers, one per optimizer group, as the last step left them.
@@ -266,21 +260,21 @@ impl Direct {
             return Err(TrainError::Lower(format!("a batch of {n} rows; the buffers hold 1 to {}", self.batch)));
         }
         let pass = self.dnn.as_ref().map(|dnn| dnn.forward(model, x, n, step, seed, taps)).transpose()?;
-        let logits = match (&pass, &self.logits) {
-            (Some(pass), _) => pass.outs[pass.outs.len() - 1].shallow_clone(),
-            (None, Some(logits)) => logits.f_narrow(0, 0, n)?,
+        // The linear part outside autograd, added as autograd's forward pass adds the two parts.
+        let linear = self.linear.as_ref().map(|_| tch::no_grad(|| model.linear_part(x))).transpose()?;
+        let logits = match (&pass, linear) {
+            (Some(pass), linear) => {
+                let mut logits = pass.outs[pass.outs.len() - 1].shallow_clone();
+                if let Some(part) = linear {
+                    logits.f_add_(&part).done()?;
+                }
+                logits
+            }
+            // A fresh `[n, logits]` sum, which the loss may overwrite: the check requires a
+            // linear part to have inputs, so it is never the bias itself.
+            (None, Some(part)) => part,
             (None, None) => return Err(TrainError::Lower("a model without parts".into())),
         };
-        if self.linear.is_some() {
-            // Outside autograd; added as autograd's forward pass adds the two parts.
-            let mut logits = logits.shallow_clone();
-            let part = tch::no_grad(|| model.linear_part(x))?;
-            if pass.is_some() {
-                logits.f_add_(&part).done()?;
-            } else {
-                logits.f_copy_(&part.f_expand_as(&logits)?)?;
-            }
-        }
         let labels = x.labels.as_ref().ok_or_else(|| TrainError::Lower("a training batch without labels".into()))?;
         let bias = match (&self.dnn, &self.linear) {
             (Some(dnn), _) => &dnn.layers[dnn.layers.len() - 1].grad_bias,
