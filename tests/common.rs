@@ -2,9 +2,10 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-/// The crate root, where Cargo.toml is.
+/// The repository root, where the workspace's Cargo.toml is (each crate's is two folders down).
 pub fn root() -> Utf8PathBuf {
-    Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let manifest = Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.ancestors().nth(2).map_or(manifest.clone(), Utf8Path::to_owned)
 }
 
 /// Compiles `text` as if it were the file at `path` (relative to the crate root).
@@ -19,7 +20,7 @@ pub fn read(path: &str) -> String {
     std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
 }
 
-/// Snapshot settings that show paths relative to the crate root.
+/// Snapshot settings that show paths relative to the repository root.
 pub fn settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(&regex_escape(root().as_str()), "[ROOT]");
@@ -37,31 +38,4 @@ fn regex_escape(text: &str) -> String {
             }
         })
         .collect()
-}
-
-/// A temp folder holding `pipelines/<pipeline>`, with each `(old, new)` edit made (each `old`
-/// must be there), and a copy of pipelines/data/.
-#[cfg(feature = "torch")]
-pub fn project(pipeline: &str, edits: &[(&str, &str)]) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    for f in std::fs::read_dir(root().join("pipelines/data")).unwrap().flatten() {
-        std::fs::copy(f.path(), data.join(f.file_name())).unwrap();
-    }
-    let mut text = read(&format!("pipelines/{pipeline}"));
-    for (old, new) in edits {
-        assert!(text.contains(old), "`{old}` is not in pipelines/{pipeline}");
-        text = text.replace(old, new);
-    }
-    std::fs::write(tmp.path().join(pipeline), text).unwrap();
-    tmp
-}
-
-/// libtorch's random generator is one per process: a test that seeds it and draws from it holds
-/// this while it does.
-#[cfg(feature = "torch")]
-pub fn torch_rng() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

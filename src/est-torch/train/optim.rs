@@ -1,0 +1,263 @@
+//! Optimizers written on tensors, so their state is named tensors a checkpoint can hold (tch's
+//! own optimizers hide it). Each update rule follows torch.optim's arithmetic (FTRL follows
+//! Keras, as torch has none), and is tested against them.
+
+use tch::{Kind, Tensor};
+
+use est::pipeline::{Optimizer, OptimizerKind, Scope};
+
+/// In-place tch ops return an alias of their receiver, which there is no need to keep.
+pub trait Done {
+    fn done(self) -> Result<(), tch::TchError>;
+}
+
+impl Done for Result<Tensor, tch::TchError> {
+    fn done(self) -> Result<(), tch::TchError> {
+        self.map(drop)
+    }
+}
+
+/// One optimizer over the model parameters of its scope.
+pub struct OptimizerState {
+    pub config: Optimizer,
+    /// Indexes of the model parameters it updates.
+    pub params: Vec<usize>,
+    /// Per parameter, one tensor per slot in `config.kind.slots()` order.
+    pub slots: Vec<Vec<Tensor>>,
+    /// Updates applied so far (Adam's bias correction counts them).
+    pub step: i64,
+}
+
+impl OptimizerState {
+    /// Fresh state for parameters shaped like `shapes`.
+    pub fn new(config: &Optimizer, params: Vec<usize>, like: &[&Tensor]) -> Result<OptimizerState, tch::TchError> {
+        let slot_names = config.kind.slots();
+        let mut slots = Vec::with_capacity(like.len());
+        for p in like {
+            let mut per = Vec::with_capacity(slot_names.len());
+            for name in &slot_names {
+                let init = match (&config.kind, *name) {
+                    (OptimizerKind::Adagrad { initial_accumulator, .. }, "accumulator")
+                    | (OptimizerKind::Ftrl { initial_accumulator, .. }, "accumulator") => *initial_accumulator,
+                    _ => 0.0,
+                };
+                per.push(Tensor::f_full_like(p, init)?.f_detach()?);
+            }
+            slots.push(per);
+        }
+        Ok(OptimizerState { config: config.clone(), params, slots, step: 0 })
+    }
+
+    /// The name a slot tensor has in checkpoints.
+    pub fn slot_name(scope: Scope, param: &str, slot: &str) -> String {
+        format!("optimizer/{}/{param}/{slot}", scope.word())
+    }
+
+    pub fn step_name(scope: Scope) -> String {
+        format!("optimizer/{}/step", scope.word())
+    }
+
+    /// Applies one update to `params` with their `grads` at learning rate `lr`.
+    pub fn apply(&mut self, params: &[Tensor], grads: &[Tensor], lr: f64) -> Result<(), tch::TchError> {
+        self.step += 1;
+        let step = self.step;
+        let wd = self.config.weight_decay;
+        let _guard = tch::no_grad_guard();
+        for ((param, grad), slots) in params.iter().zip(grads).zip(self.slots.iter_mut()) {
+            let mut p = param.shallow_clone();
+            let g = if wd != 0.0 { grad.f_add(&param.f_mul_scalar(wd)?)? } else { grad.shallow_clone() };
+            match self.config.kind {
+                OptimizerKind::Adagrad { epsilon, .. } => {
+                    let acc = &mut slots[0];
+                    acc.f_addcmul_(&g, &g).done()?;
+                    let mut std = acc.f_sqrt()?;
+                    std.f_add_scalar_(epsilon).done()?;
+                    p.f_addcdiv_(&g.f_mul_scalar(-lr)?, &std).done()?;
+                }
+                OptimizerKind::Adam { beta1, beta2, epsilon, amsgrad } => {
+                    let (m, rest) = slots.split_at_mut(1);
+                    let m = &mut m[0];
+                    m.f_lerp_(&g, 1.0 - beta1).done()?;
+                    let v = &mut rest[0];
+                    v.f_mul_scalar_(beta2).done()?;
+                    v.f_add_(&g.f_mul(&g)?.f_mul_scalar(1.0 - beta2)?).done()?;
+                    let bias1 = 1.0 - beta1.powi(step as i32);
+                    let bias2_sqrt = (1.0 - beta2.powi(step as i32)).sqrt();
+                    let second = if amsgrad {
+                        let (v, max) = rest.split_at_mut(1);
+                        let max = &mut max[0];
+                        let new_max = max.f_maximum(&v[0])?;
+                        max.f_copy_(&new_max)?;
+                        max.shallow_clone()
+                    } else {
+                        rest[0].shallow_clone()
+                    };
+                    let denom = second.f_sqrt()?.f_div_scalar(bias2_sqrt)?.f_add_scalar(epsilon)?;
+                    p.f_sub_(&m.f_div(&denom)?.f_mul_scalar(lr / bias1)?).done()?;
+                }
+                OptimizerKind::Sgd { momentum, nesterov } => {
+                    if momentum > 0.0 {
+                        let buf = &mut slots[0];
+                        // A zero buffer makes the first step `buf = grad`, as torch's clone does.
+                        buf.f_mul_scalar_(momentum).done()?;
+                        buf.f_add_(&g).done()?;
+                        let direction =
+                            if nesterov { g.f_add(&buf.f_mul_scalar(momentum)?)? } else { buf.shallow_clone() };
+                        p.f_sub_(&direction.f_mul_scalar(lr)?).done()?;
+                    } else {
+                        p.f_sub_(&g.f_mul_scalar(lr)?).done()?;
+                    }
+                }
+                OptimizerKind::Rmsprop { rho, momentum, epsilon, centered } => {
+                    let sq = &mut slots[0];
+                    sq.f_mul_scalar_(rho).done()?;
+                    sq.f_add_(&g.f_mul(&g)?.f_mul_scalar(1.0 - rho)?).done()?;
+                    let mut next = 1;
+                    let has_momentum = momentum > 0.0;
+                    let buf_index = if has_momentum {
+                        next += 1;
+                        Some(1)
+                    } else {
+                        None
+                    };
+                    let avg = if centered {
+                        slots[next].f_lerp_(&g, 1.0 - rho).done()?;
+                        let ga = &slots[next];
+                        slots[0].f_sub(&ga.f_mul(ga)?)?.f_sqrt()?
+                    } else {
+                        slots[0].f_sqrt()?
+                    }
+                    .f_add_scalar(epsilon)?;
+                    match buf_index {
+                        Some(i) => {
+                            let buf = &mut slots[i];
+                            buf.f_mul_scalar_(momentum).done()?;
+                            buf.f_add_(&g.f_div(&avg)?).done()?;
+                            p.f_sub_(&buf.f_mul_scalar(lr)?).done()?;
+                        }
+                        None => {
+                            p.f_sub_(&g.f_div(&avg)?.f_mul_scalar(lr)?).done()?;
+                        }
+                    }
+                }
+                OptimizerKind::Ftrl { learning_rate_power, l1, l2, l2_shrinkage, beta, .. } => {
+                    let power = -learning_rate_power;
+                    let (acc, lin) = slots.split_at_mut(1);
+                    let (acc, lin) = (&mut acc[0], &mut lin[0]);
+                    let shrunk = if l2_shrinkage > 0.0 {
+                        g.f_add(&param.f_mul_scalar(2.0 * l2_shrinkage)?)?
+                    } else {
+                        g.shallow_clone()
+                    };
+                    let new_acc = acc.f_add(&g.f_mul(&g)?)?;
+                    let new_pow = new_acc.f_pow_tensor_scalar(power)?;
+                    let sigma = new_pow.f_sub(&acc.f_pow_tensor_scalar(power)?)?.f_div_scalar(lr)?;
+                    lin.f_add_(&shrunk.f_sub(&sigma.f_mul(param)?)?).done()?;
+                    let quadratic = new_pow.f_add_scalar(beta)?.f_div_scalar(lr)?.f_add_scalar(2.0 * l2)?;
+                    let clipped = lin.f_clamp(-l1, l1)?;
+                    let value = clipped.f_sub(lin)?.f_div(&quadratic)?;
+                    p.f_copy_(&value)?;
+                    acc.f_copy_(&new_acc)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adagrad's update of the CPU float buffer `flat` from its gradient, given as `parts` laid
+    /// end to end, in one pass over the memory: `apply`'s arithmetic element by element, without
+    /// the concatenated gradient, four passes and three temporaries the tensor form takes.
+    /// `None`, with nothing changed, where it does not apply (another optimizer, weight decay,
+    /// gradient clipping, another device or layout): `apply` then does.
+    pub fn apply_fused(&mut self, flat: &Tensor, parts: &[Tensor], lr: f64) -> Option<Result<(), tch::TchError>> {
+        let OptimizerKind::Adagrad { epsilon, .. } = self.config.kind else { return None };
+        let plain = |t: &Tensor| t.device() == tch::Device::Cpu && t.kind() == Kind::Float && t.is_contiguous();
+        let acc = self.slots.first()?.first()?;
+        let n = flat.numel();
+        if self.config.weight_decay != 0.0
+            || self.config.clip_norm.is_some()
+            || self.slots.len() != 1
+            || !plain(flat)
+            || !plain(acc)
+            || acc.numel() != n
+            || !parts.iter().all(plain)
+            || parts.iter().map(Tensor::numel).sum::<usize>() != n
+        {
+            return None;
+        }
+        self.step += 1;
+        if n == 0 {
+            return Some(Ok(()));
+        }
+        // SAFETY: `flat` and `acc` are distinct contiguous float CPU tensors of `n` elements
+        // (checked above), and nothing else reads or writes them while these slices live.
+        let (p, a) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(flat.data_ptr().cast::<f32>(), n),
+                std::slice::from_raw_parts_mut(acc.data_ptr().cast::<f32>(), n),
+            )
+        };
+        let mut at = 0;
+        for part in parts {
+            let len = part.numel();
+            if len == 0 {
+                continue;
+            }
+            // SAFETY: a contiguous float CPU tensor of `len` elements, a gradient autograd
+            // made, which aliases neither buffer.
+            let g = unsafe { std::slice::from_raw_parts(part.data_ptr().cast::<f32>(), len) };
+            adagrad(&mut p[at..at + len], &mut a[at..at + len], g, -lr as f32, epsilon as f32);
+            at += len;
+        }
+        Some(Ok(()))
+    }
+}
+
+/// `acc += g²; p += (g × -lr) / (√acc + ε)`, each operation rounded to f32 in turn. libtorch's
+/// kernels for the tensor form may fuse or vectorise differently, so the two agree to within
+/// rounding, not bit for bit.
+fn adagrad(p: &mut [f32], acc: &mut [f32], g: &[f32], neg_lr: f32, epsilon: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor has AVX2.
+        return unsafe { adagrad_avx2(p, acc, g, neg_lr, epsilon) };
+    }
+    adagrad_with(p, acc, g, neg_lr, epsilon)
+}
+
+/// `adagrad` eight lanes at a time: the lanes are elements, so the results are the same bits
+/// (no fused multiply-add, which would round differently from a processor without one).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn adagrad_avx2(p: &mut [f32], acc: &mut [f32], g: &[f32], neg_lr: f32, epsilon: f32) {
+    adagrad_with(p, acc, g, neg_lr, epsilon)
+}
+
+#[inline(always)]
+fn adagrad_with(p: &mut [f32], acc: &mut [f32], g: &[f32], neg_lr: f32, epsilon: f32) {
+    for ((p, a), &g) in p.iter_mut().zip(acc.iter_mut()).zip(g) {
+        *a += g * g;
+        *p += (g * neg_lr) / (a.sqrt() + epsilon);
+    }
+}
+
+/// Scales `grads` so their global norm is at most `clip` (tf.clip_by_global_norm), on device.
+pub fn clip_global_norm(grads: &[Tensor], clip: f64) -> Result<(), tch::TchError> {
+    let _guard = tch::no_grad_guard();
+    let mut total: Option<Tensor> = None;
+    for g in grads {
+        let s = g.f_mul(g)?.f_sum(Kind::Float)?;
+        total = Some(match total {
+            Some(t) => t.f_add(&s)?,
+            None => s,
+        });
+    }
+    let Some(total) = total else { return Ok(()) };
+    let norm = total.f_sqrt()?;
+    let scale = norm.f_clamp_min(clip)?.f_reciprocal()?.f_mul_scalar(clip)?;
+    for g in grads {
+        let mut g = g.shallow_clone();
+        g.f_mul_(&scale).done()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! The `data` block: which files, which label, how fields are read.
+
+use camino::Utf8PathBuf;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    pub train: Utf8PathBuf,
+    pub eval: Option<Utf8PathBuf>,
+    pub predict: Option<Utf8PathBuf>,
+    pub label: String,
+    pub label_vocabulary: Option<Vec<String>>,
+    /// Field values that mean "missing", e.g. `NA`.
+    pub missing: Vec<String>,
+    pub delimiter: char,
+    pub header: bool,
+    /// Column names given in the file instead of (or over) the header.
+    pub columns: Option<Vec<String>>,
+    pub bad_rows: BadRows,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadRows {
+    /// Stop at the first bad row, naming file, line and column.
+    Error,
+    /// Skip bad rows and report how many were skipped.
+    Skip,
+}
+
+/// The first name a list of column names repeats, if any: a header that repeats a name is
+/// ambiguous, so the checker and both readers refuse it.
+pub fn repeated(names: &[String]) -> Option<&str> {
+    names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)).map(|(_, n)| n.as_str())
+}

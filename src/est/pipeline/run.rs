@@ -1,0 +1,134 @@
+//! The run policy blocks: `train`, `eval`, `checkpoint`, `summaries`.
+
+use camino::Utf8PathBuf;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSpec {
+    pub batch_size: usize,
+    #[serde(flatten)]
+    pub length: TrainLength,
+    pub shuffle: bool,
+    pub seed: u64,
+    pub device: Device,
+    /// libtorch's intra-op threads. Plans in checkpoints written before it existed mean `auto`.
+    #[serde(default)]
+    pub threads: Threads,
+}
+
+/// How many threads libtorch computes with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Threads {
+    /// One for small models, where splitting each operation costs more than it saves; every
+    /// core for large ones.
+    #[default]
+    Auto,
+    Fixed(usize),
+}
+
+impl From<Threads> for String {
+    fn from(threads: Threads) -> String {
+        match threads {
+            Threads::Auto => "auto".into(),
+            Threads::Fixed(n) => n.to_string(),
+        }
+    }
+}
+
+impl TryFrom<String> for Threads {
+    type Error = String;
+    fn try_from(s: String) -> Result<Threads, String> {
+        match s.as_str() {
+            "auto" => Ok(Threads::Auto),
+            n => n
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(Threads::Fixed)
+                .ok_or_else(|| format!("unknown thread count `{n}`")),
+        }
+    }
+}
+
+/// How long one `est train` runs, with tf.estimator's meanings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TrainLength {
+    /// This many more steps (`Estimator.train(steps=...)`).
+    Steps { steps: u64 },
+    /// Until the global step reaches this (`max_steps=...`).
+    MaxSteps { max_steps: u64 },
+    /// This many passes over the training data (`num_epochs` of the input function).
+    Epochs { epochs: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Device {
+    Auto,
+    Cpu,
+    Cuda(Option<usize>),
+}
+
+impl From<Device> for String {
+    fn from(device: Device) -> String {
+        match device {
+            Device::Auto => "auto".into(),
+            Device::Cpu => "cpu".into(),
+            Device::Cuda(None) => "cuda".into(),
+            Device::Cuda(Some(i)) => format!("cuda:{i}"),
+        }
+    }
+}
+
+impl TryFrom<String> for Device {
+    type Error = String;
+    fn try_from(s: String) -> Result<Device, String> {
+        match s.as_str() {
+            "auto" => Ok(Device::Auto),
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(None)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|i| i.parse().ok())
+                .map(|i| Device::Cuda(Some(i)))
+                .ok_or_else(|| format!("unknown device `{other}`")),
+        }
+    }
+}
+
+/// When something recurring happens: every so many seconds or steps.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Cadence {
+    Seconds { seconds: f64 },
+    Steps { steps: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalSpec {
+    /// Evaluate during training this often; `None` evaluates only when asked.
+    pub every: Option<Cadence>,
+    /// Evaluate on this many batches; `None` is the whole eval set.
+    pub steps: Option<u64>,
+    pub batch_size: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointSpec {
+    pub model_dir: Utf8PathBuf,
+    pub save_every: Cadence,
+    pub keep_max: u32,
+    /// Keep one checkpoint per this many seconds forever, on top of `keep_max`.
+    pub keep_every: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SummariesSpec {
+    /// Scalars to TensorBoard every this many steps (`save_summary_steps`).
+    pub every: u64,
+    /// A log line every this many steps (`log_step_count_steps`).
+    pub log_every: u64,
+    pub histograms: bool,
+}
