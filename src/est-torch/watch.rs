@@ -222,9 +222,7 @@ pub fn run(args: &WatchArgs) -> i32 {
         }
         if running.as_ref().is_some_and(|r| r.handle.is_finished()) {
             if let Some(r) = running.take() {
-                s.status(
-                    r.handle.join().unwrap_or_else(|_| Err(TrainError::Lower("the training thread stopped".into()))),
-                );
+                s.status(r.handle.join().unwrap_or_else(|_| Err(TrainError::ThreadStopped)));
                 s.idle = true;
                 let names: Vec<String> = files.iter().map(|f| guard::display(f)).collect();
                 say(&format!("waiting for changes to {}", names.join(", ")));
@@ -257,7 +255,7 @@ pub fn run(args: &WatchArgs) -> i32 {
 fn stop(running: Option<Running>) -> Option<Result<Summary, TrainError>> {
     let r = running?;
     r.stop.store(true, Ordering::SeqCst);
-    Some(r.handle.join().unwrap_or_else(|_| Err(TrainError::Lower("the training thread stopped".into()))))
+    Some(r.handle.join().unwrap_or_else(|_| Err(TrainError::ThreadStopped)))
 }
 
 fn handle(s: &mut Session, batch: &[Utf8PathBuf], running: Option<Running>) -> Option<Running> {

@@ -1,4 +1,4 @@
-//! Vectors handed to libtorch as CPU tensors without a copy (src/lower/blob.cpp): the tensor
+//! Vectors handed to libtorch as CPU tensors without a copy (blob.cpp beside this file): the tensor
 //! owns the memory and frees it through Rust when its last user lets go. A large dataset then
 //! needs its pages once, not once more for the tensor.
 

@@ -5,14 +5,15 @@
 
 mod blob;
 mod inputs;
+mod torch;
 
 use std::collections::HashMap;
 
 use tch::{Device, Kind, Tensor};
 
 pub use inputs::Inputs;
+pub use torch::{Done, TorchError};
 
-use crate::train::optim::Done;
 use est::data::hash::hash64;
 use est::data::Table;
 use est::pipeline::*;
@@ -85,25 +86,21 @@ pub struct Model {
     pub device: Device,
 }
 
+/// What can go wrong building a model or reading its inputs.
 #[derive(Debug, thiserror::Error)]
 pub enum LowerError {
+    /// libtorch refused an operation.
     #[error("libtorch: {0}")]
-    Torch(String),
+    Torch(#[from] TorchError),
+    /// The model asked for a variable or column the plan does not have.
     #[error("the plan has no variable `{0}`; this is a bug in est")]
     MissingVariable(String),
 }
 
 impl From<tch::TchError> for LowerError {
     fn from(e: tch::TchError) -> Self {
-        LowerError::Torch(torch_message(&e))
+        LowerError::Torch(TorchError(e))
     }
-}
-
-/// The first line of a libtorch error, without the C++ backtrace that follows it.
-pub fn torch_message(e: &tch::TchError) -> String {
-    let text = e.to_string();
-    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("unknown error");
-    first.trim().trim_start_matches("Torch(\"").trim_end_matches("\")").to_string()
 }
 
 // Keeps weight-initialisation draws apart from other uses of the seed.

@@ -8,7 +8,10 @@ use camino::Utf8Path;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-use super::{example_losses, RunOptions, Session, TrainError};
+use super::device::{configure_threads, device};
+use super::loss::example_losses;
+use super::summaries::{record_evaluation, write_metrics};
+use super::{RunOptions, Session, TrainError};
 use crate::lower::{Inputs, Model};
 use est::checkpoint::Store;
 use est::data::{self, Purpose};
@@ -27,22 +30,22 @@ pub struct Metrics {
 /// Restores the latest checkpoint and evaluates it on `data` (default: the pipeline's eval file).
 pub fn run(plan: &Plan, opts: &RunOptions, data_path: Option<&Utf8Path>) -> Result<Metrics, TrainError> {
     let path = data_path.or(plan.data.eval.as_deref()).ok_or(TrainError::NoEvalData)?;
-    let dir = super::model_dir(plan, opts.model_dir.as_deref());
+    let dir = opts.model_dir(plan);
     let store = Store::new(&dir);
-    let device = super::device(plan)?;
+    let device = device(plan)?;
     let (session, _, mut warnings) =
         Session::restore(plan, &store, device, false)?.ok_or_else(|| TrainError::NoCheckpoint { dir: dir.clone() })?;
     let table = data::load(plan, path, Purpose::Labelled)?;
     // After reading, as in training: libtorch's threads would take the reader's cores.
-    super::configure_threads(plan);
-    warnings.extend(super::skipped(&table, path));
+    configure_threads(plan);
+    warnings.extend(table.skipped_note(path));
     let inputs = Inputs::from_table(table, device, &session.model)?;
     let values = evaluate_model(&session.model, &inputs, plan.eval.batch_size, plan.eval.steps)?;
     let metrics = Metrics { global_step: session.global_step, values, warnings };
     let now = opts.clock.now();
-    super::record(&store, &metrics, path, now)?;
+    record_evaluation(&store, &metrics, path, now)?;
     let mut events = est::events::EventWriter::create(&dir.join(est::checkpoint::EVAL_DIR), now)?;
-    super::write_metrics(&mut events, &metrics, now)?;
+    write_metrics(&mut events, &metrics, now)?;
     Ok(metrics)
 }
 

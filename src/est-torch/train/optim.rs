@@ -6,16 +6,8 @@ use tch::{Kind, Tensor};
 
 use est::pipeline::{Optimizer, OptimizerKind, Scope};
 
-/// In-place tch ops return an alias of their receiver, which there is no need to keep.
-pub trait Done {
-    fn done(self) -> Result<(), tch::TchError>;
-}
-
-impl Done for Result<Tensor, tch::TchError> {
-    fn done(self) -> Result<(), tch::TchError> {
-        self.map(drop)
-    }
-}
+use super::memory::{floats, floats_mut};
+use crate::lower::Done;
 
 /// One optimizer over the model parameters of its scope.
 pub struct OptimizerState {
@@ -164,6 +156,20 @@ impl OptimizerState {
         Ok(())
     }
 
+    /// One update of the flat buffer `flat` from the gradients of its members, `parts`, laid
+    /// end to end, before global step `step` moves (the learning rate follows the decay there).
+    pub fn update(&mut self, flat: &Tensor, parts: Vec<Tensor>, step: u64) -> Result<(), tch::TchError> {
+        let lr = super::schedule::learning_rate(self.config.learning_rate, self.config.decay.as_ref(), step);
+        if let Some(done) = self.apply_fused(flat, &parts, lr) {
+            return done;
+        }
+        let grads = [if parts.len() == 1 { parts[0].shallow_clone() } else { Tensor::f_cat(&parts, 0)? }];
+        if let Some(clip) = self.config.clip_norm {
+            clip_global_norm(&grads, clip)?;
+        }
+        self.apply(std::slice::from_ref(flat), &grads, lr)
+    }
+
     /// Adagrad's update of the CPU float buffer `flat` from its gradient, given as `parts` laid
     /// end to end, in one pass over the memory: `apply`'s arithmetic element by element, without
     /// the concatenated gradient, four passes and three temporaries the tensor form takes.
@@ -171,43 +177,25 @@ impl OptimizerState {
     /// gradient clipping, another device or layout): `apply` then does.
     pub fn apply_fused(&mut self, flat: &Tensor, parts: &[Tensor], lr: f64) -> Option<Result<(), tch::TchError>> {
         let OptimizerKind::Adagrad { epsilon, .. } = self.config.kind else { return None };
-        let plain = |t: &Tensor| t.device() == tch::Device::Cpu && t.kind() == Kind::Float && t.is_contiguous();
         let acc = self.slots.first()?.first()?;
-        let n = flat.numel();
-        if self.config.weight_decay != 0.0
-            || self.config.clip_norm.is_some()
-            || self.slots.len() != 1
-            || !plain(flat)
-            || !plain(acc)
-            || acc.numel() != n
-            || !parts.iter().all(plain)
-            || parts.iter().map(Tensor::numel).sum::<usize>() != n
-        {
+        if self.config.weight_decay != 0.0 || self.config.clip_norm.is_some() || self.slots.len() != 1 {
+            return None;
+        }
+        // SAFETY: the variables and their accumulator are distinct buffers, and the gradients
+        // (autograd's or the written-out step's) alias neither; nothing else reads or writes
+        // any of them while these slices live.
+        let (p, a, g) = unsafe {
+            (floats_mut(flat), floats_mut(acc), parts.iter().map(|part| floats(part)).collect::<Option<Vec<_>>>())
+        };
+        let (p, a, g) = (p?, a?, g?);
+        if a.len() != p.len() || g.iter().map(|g| g.len()).sum::<usize>() != p.len() {
             return None;
         }
         self.step += 1;
-        if n == 0 {
-            return Some(Ok(()));
-        }
-        // SAFETY: `flat` and `acc` are distinct contiguous float CPU tensors of `n` elements
-        // (checked above), and nothing else reads or writes them while these slices live.
-        let (p, a) = unsafe {
-            (
-                std::slice::from_raw_parts_mut(flat.data_ptr().cast::<f32>(), n),
-                std::slice::from_raw_parts_mut(acc.data_ptr().cast::<f32>(), n),
-            )
-        };
         let mut at = 0;
-        for part in parts {
-            let len = part.numel();
-            if len == 0 {
-                continue;
-            }
-            // SAFETY: a contiguous float CPU tensor of `len` elements, a gradient autograd
-            // made, which aliases neither buffer.
-            let g = unsafe { std::slice::from_raw_parts(part.data_ptr().cast::<f32>(), len) };
-            adagrad(&mut p[at..at + len], &mut a[at..at + len], g, -lr as f32, epsilon as f32);
-            at += len;
+        for g in g {
+            adagrad(&mut p[at..at + g.len()], &mut a[at..at + g.len()], g, -lr as f32, epsilon as f32);
+            at += g.len();
         }
         Some(Ok(()))
     }

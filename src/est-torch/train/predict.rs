@@ -8,6 +8,7 @@ use camino::Utf8Path;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
+use super::device::{configure_threads, device};
 use super::{RunOptions, Session, TrainError};
 use crate::lower::Inputs;
 use est::checkpoint::Store;
@@ -33,16 +34,16 @@ pub enum Prediction {
 /// Restores the latest checkpoint and predicts every row of `input`; also returns warnings about
 /// damaged newer checkpoints passed over.
 pub fn run(plan: &Plan, opts: &RunOptions, input: &Utf8Path) -> Result<(Vec<Prediction>, Vec<String>), TrainError> {
-    let dir = super::model_dir(plan, opts.model_dir.as_deref());
+    let dir = opts.model_dir(plan);
     let store = Store::new(&dir);
-    let device = super::device(plan)?;
+    let device = device(plan)?;
     let (session, _, mut warnings) =
         Session::restore(plan, &store, device, false)?.ok_or(TrainError::NoCheckpoint { dir })?;
     let table = data::load(plan, input, Purpose::Unlabelled)?;
     // After reading, as in training: libtorch's threads would take the reader's cores.
-    super::configure_threads(plan);
+    configure_threads(plan);
     // Predictions come one per row read, so a skipped row shifts every one after it.
-    warnings.extend(super::skipped(&table, input).map(|n| format!("{n}; there is no prediction for them")));
+    warnings.extend(table.skipped_note(input).map(|n| format!("{n}; there is no prediction for them")));
     let rows = table.rows;
     let inputs = Inputs::from_table(table, device, &session.model)?;
     let (logits, _) = super::evaluate::logits(&session.model, &inputs, plan.eval.batch_size, None)?;

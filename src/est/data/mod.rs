@@ -72,6 +72,17 @@ pub struct NumericColumn {
     pub stats: Stats,
 }
 
+impl Table {
+    /// What `bad_rows = skip` left out of this table, read from `path`, if anything.
+    pub fn skipped_note(&self, path: &Utf8Path) -> Option<String> {
+        (self.skipped > 0).then(|| {
+            let first = self.first_skipped.as_deref().unwrap_or("");
+            let rows = if self.skipped == 1 { "row" } else { "rows" };
+            format!("skipped {} bad {rows} of `{path}`; the first: {first}", self.skipped)
+        })
+    }
+}
+
 impl NumericBlock {
     pub fn column(&self, name: &str) -> Option<&NumericColumn> {
         self.columns.iter().find(|c| c.name == name)

@@ -106,6 +106,17 @@ pub enum Cadence {
     Steps { steps: u64 },
 }
 
+impl Cadence {
+    /// Whether it is time again at `step`, when it last happened at `last_step`, `elapsed`
+    /// seconds ago.
+    pub fn due(&self, step: u64, last_step: u64, elapsed: f64) -> bool {
+        match self {
+            Cadence::Steps { steps } => step >= last_step + steps,
+            Cadence::Seconds { seconds } => elapsed >= *seconds,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalSpec {
     /// Evaluate during training this often; `None` evaluates only when asked.

@@ -1,0 +1,191 @@
+//! The written-out step's passes over memory: the head's loss and its gradient, activations
+//! and their derivatives, and the gradients of looked-up embedding rows.
+
+use est::pipeline::{Activation, Combiner};
+use est::plan::HeadKind;
+use tch::Tensor;
+
+use super::{buffer, values, Embedding, StepError};
+use crate::lower::Done;
+use crate::train::memory::{floats, longs};
+use crate::train::TrainError;
+
+/// The gradient of an embedding's table: each row's gradient at the input layer, weighted as
+/// the combiner weighted the row's ids, added to the rows of the ids it looked up.
+pub(super) fn embedding_grad(e: &Embedding, input_grad: &Tensor, ids: &Tensor) -> Result<(), TrainError> {
+    let (n, k) = ids.size2()?;
+    let width = input_grad.size2()?.1 as usize;
+    let (offset, dimension) = (e.input.offset as usize, e.input.dimension as usize);
+    let rows = e.grad.size()[0];
+    let layout = || StepError::IdsLayout(e.input.ids.clone());
+    if offset + dimension > width {
+        return Err(layout().into());
+    }
+    // SAFETY: the ids and the input gradient are read only; the table's gradient is a view of
+    // its own into the gradient buffer, distinct from both.
+    let (ids, input_grad, grad) = unsafe {
+        (
+            longs(ids).filter(|ids| ids.len() == (n * k) as usize).ok_or_else(layout)?,
+            values(input_grad)?,
+            buffer(&e.grad)?,
+        )
+    };
+    grad.fill(0.0);
+    for (row, upstream) in ids.chunks_exact(k as usize).zip(input_grad.chunks_exact(width)) {
+        let upstream = &upstream[offset..offset + dimension];
+        let count = row.iter().filter(|&&id| id >= 0).count().max(1) as f32;
+        for &id in row.iter().filter(|&&id| id >= 0) {
+            if id >= rows {
+                return Err(StepError::IdOutOfRange { id, column: e.input.ids.clone() }.into());
+            }
+            let target = &mut grad[id as usize * dimension..][..dimension];
+            for (t, &g) in target.iter_mut().zip(upstream) {
+                // As autograd divides the combined rows: by the count, or by its square root.
+                *t += match e.input.combiner {
+                    Combiner::Sum => g,
+                    Combiner::Mean => g / count,
+                    Combiner::Sqrtn => g / count.sqrt(),
+                };
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn activate_in_place(t: &Tensor, activation: Activation) -> Result<(), TrainError> {
+    let mut t = t.shallow_clone();
+    match activation {
+        Activation::Relu => t.f_relu_().done()?,
+        Activation::Relu6 => t.f_relu6_().done()?,
+        Activation::Elu => t.f_elu_().done()?,
+        Activation::Selu => t.f_selu_().done()?,
+        Activation::Tanh => t.f_tanh_().done()?,
+        Activation::Sigmoid => t.f_sigmoid_().done()?,
+        // tf.nn.leaky_relu's slope, 0.2, as `maximum(x, 0.2 x)` computes it.
+        Activation::LeakyRelu => {
+            // SAFETY: a buffer of the step's own, which nothing else touches meanwhile.
+            for v in unsafe { buffer(&t)? } {
+                *v = v.max(*v * 0.2);
+            }
+        }
+        Activation::Linear => {}
+        Activation::Gelu | Activation::Swish => return Err(StepError::NoDerivative(activation).into()),
+    }
+    Ok(())
+}
+
+const SELU_ALPHA: f32 = 1.673_263_2;
+const SELU_SCALE: f32 = 1.050_701;
+
+/// `delta ← delta × activation′`, the derivative taken from the layer's output before dropout,
+/// and the bias gradient as the column sums of the result.
+pub(super) fn backward_rows(activation: Activation, delta: &mut [f32], out: &[f32], bias: &mut [f32]) {
+    match activation {
+        Activation::Relu => rows(delta, out, bias, |d, a| if a > 0.0 { d } else { 0.0 }),
+        Activation::Relu6 => rows(delta, out, bias, |d, a| if a > 0.0 && a < 6.0 { d } else { 0.0 }),
+        Activation::Elu => rows(delta, out, bias, |d, a| if a > 0.0 { d } else { d * (a + 1.0) }),
+        Activation::Selu => {
+            rows(delta, out, bias, |d, a| if a > 0.0 { d * SELU_SCALE } else { d * (a + SELU_ALPHA * SELU_SCALE) })
+        }
+        Activation::Tanh => rows(delta, out, bias, |d, a| d * (1.0 - a * a)),
+        Activation::Sigmoid => rows(delta, out, bias, |d, a| d * ((1.0 - a) * a)),
+        Activation::LeakyRelu => rows(delta, out, bias, |d, a| if a > 0.0 { d } else { d * 0.2 }),
+        Activation::Linear | Activation::Gelu | Activation::Swish => rows(delta, out, bias, |d, _| d),
+    }
+}
+
+#[inline(always)]
+fn rows(delta: &mut [f32], out: &[f32], bias: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+    let width = bias.len();
+    bias.fill(0.0);
+    for (d, a) in delta.chunks_exact_mut(width).zip(out.chunks_exact(width)) {
+        for ((d, &a), b) in d.iter_mut().zip(a).zip(bias.iter_mut()) {
+            // A select, not a branch: half the units of a ReLU layer are off, at random.
+            let v = f(*d, a);
+            *d = v;
+            *b += v;
+        }
+    }
+}
+
+/// The head's mean loss over the batch. Replaces the logits with the loss's gradient with
+/// respect to them and writes its column sums, the logits bias's gradient, to `bias`.
+pub(super) fn head_loss(
+    head: HeadKind,
+    logits: &mut [f32],
+    labels: &Tensor,
+    bias: &mut [f32],
+) -> Result<f64, TrainError> {
+    let width = bias.len();
+    let n = logits.len() / width;
+    let scale = 1.0 / n as f32;
+    bias.fill(0.0);
+    // In f32, as libtorch's loss: a loss beyond f32 is infinite, and training stops.
+    let mut total = 0f32;
+    match head {
+        HeadKind::MultiClass | HeadKind::Binary => {
+            let classes = int_labels(labels, n)?;
+            for (row, &class) in logits.chunks_exact_mut(width).zip(classes) {
+                let bad = || StepError::LabelOutOfRange(class);
+                if head == HeadKind::Binary {
+                    let y = match class {
+                        0 => 0.0,
+                        1 => 1.0,
+                        _ => return Err(bad().into()),
+                    };
+                    let z = row[0];
+                    // Sigmoid cross entropy, as libtorch computes it without overflow.
+                    total += (1.0 - y) * z + (-z).max(0.0) + ((-z.abs()).exp()).ln_1p();
+                    row[0] = (sigmoid(z) - y) * scale;
+                } else {
+                    let class = usize::try_from(class).ok().filter(|&c| c < width).ok_or_else(bad)?;
+                    // Softmax cross entropy: log Σ exp(z − max) − (z_class − max).
+                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let picked = row[class] - max;
+                    let mut sum = 0.0;
+                    for v in row.iter_mut() {
+                        *v = (*v - max).exp();
+                        sum += *v;
+                    }
+                    total += sum.ln() - picked;
+                    // Its gradient: (softmax − one-hot) / n.
+                    let inverse = 1.0 / sum;
+                    for v in row.iter_mut() {
+                        *v *= inverse;
+                    }
+                    row[class] -= 1.0;
+                    for v in row.iter_mut() {
+                        *v *= scale;
+                    }
+                }
+                for (b, &v) in bias.iter_mut().zip(row.iter()) {
+                    *b += v;
+                }
+            }
+        }
+        HeadKind::Regression => {
+            let values = float_labels(labels, n)?;
+            for (row, &y) in logits.chunks_exact_mut(width).zip(values) {
+                let d = row[0] - y;
+                total += d * d;
+                row[0] = 2.0 * d * scale;
+                bias[0] += row[0];
+            }
+        }
+    }
+    Ok(f64::from(total / n as f32))
+}
+
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+fn int_labels(labels: &Tensor, n: usize) -> Result<&[i64], StepError> {
+    // SAFETY: a batch's labels, which nothing writes during the step.
+    unsafe { longs(labels) }.filter(|l| l.len() == n).ok_or(StepError::ClassLabels)
+}
+
+fn float_labels(labels: &Tensor, n: usize) -> Result<&[f32], StepError> {
+    // SAFETY: a batch's labels, which nothing writes during the step.
+    unsafe { floats(labels) }.filter(|l| l.len() == n).ok_or(StepError::ValueLabels)
+}
