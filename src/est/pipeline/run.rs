@@ -143,3 +143,18 @@ pub struct SummariesSpec {
     pub log_every: u64,
     pub histograms: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cadence;
+
+    #[test]
+    fn a_cadence_is_due_once_its_interval_has_passed() {
+        let steps = Cadence::Steps { steps: 100 };
+        assert!(!steps.due(199, 100, 1e9));
+        assert!(steps.due(200, 100, 0.0));
+        let seconds = Cadence::Seconds { seconds: 600.0 };
+        assert!(!seconds.due(1_000_000, 0, 599.9));
+        assert!(seconds.due(1, 0, 600.0));
+    }
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use notify::{EventKind, RecursiveMode};
-use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
+use notify_debouncer_full::{new_debouncer, DebounceEventResult, DebouncedEvent, Debouncer, RecommendedCache};
 
 pub struct FileWatcher {
     _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
@@ -31,16 +31,7 @@ pub fn watch(
     let filter = wanted.clone();
     let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
         let Ok(events) = result else { return };
-        // Reading a file (training reads the data every run) is not an edit.
-        let mut changed: Vec<Utf8PathBuf> = events
-            .into_iter()
-            .filter(|e| !matches!(e.event.kind, EventKind::Access(_)))
-            .flat_map(|e| e.event.paths.clone())
-            .filter_map(|p| Utf8PathBuf::from_path_buf(p).ok())
-            .filter(|p| filter.contains(p))
-            .collect();
-        changed.sort();
-        changed.dedup();
+        let changed = edits(&events, &filter);
         if !changed.is_empty() {
             // The receiver is gone only when watching ends.
             let _ = tx.send(changed);
@@ -54,4 +45,52 @@ pub fn watch(
             .map_err(|e| WatchError { path: folder.to_owned(), reason: e.to_string() })?;
     }
     Ok((FileWatcher { _debouncer: debouncer }, rx))
+}
+
+/// The files among `wanted` that a batch of events changed, sorted, each once. Reading a file
+/// (training reads the data every run) is not an edit.
+pub fn edits(events: &[DebouncedEvent], wanted: &BTreeSet<Utf8PathBuf>) -> Vec<Utf8PathBuf> {
+    let mut changed: Vec<Utf8PathBuf> = events
+        .iter()
+        .filter(|e| !matches!(e.event.kind, EventKind::Access(_)))
+        .flat_map(|e| e.event.paths.iter().cloned())
+        .filter_map(|p| Utf8PathBuf::from_path_buf(p).ok())
+        .filter(|p| wanted.contains(p))
+        .collect();
+    changed.sort();
+    changed.dedup();
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use notify::event::{AccessKind, CreateKind, ModifyKind, RenameMode};
+    use notify::Event;
+
+    use super::*;
+
+    fn event(kind: EventKind, paths: &[&str]) -> DebouncedEvent {
+        let event = paths.iter().fold(Event::new(kind), |e, p| e.add_path(p.into()));
+        DebouncedEvent::new(event, Instant::now())
+    }
+
+    #[test]
+    fn only_edits_of_the_watched_files_count() {
+        let wanted: BTreeSet<Utf8PathBuf> = ["/p/iris.est", "/p/data/train.csv"].map(Utf8PathBuf::from).into();
+        let events = [
+            // An editor's save: a temporary file, then a rename over the original.
+            event(EventKind::Create(CreateKind::File), &["/p/.iris.est.swp"]),
+            event(EventKind::Modify(ModifyKind::Name(RenameMode::Both)), &["/p/.iris.est.swp", "/p/iris.est"]),
+            event(EventKind::Modify(ModifyKind::Any), &["/p/iris.est"]),
+            // Training reading its data.
+            event(EventKind::Access(AccessKind::Any), &["/p/data/train.csv"]),
+            event(EventKind::Modify(ModifyKind::Any), &["/p/notes.txt"]),
+        ];
+        assert_eq!(edits(&events, &wanted), vec![Utf8PathBuf::from("/p/iris.est")]);
+        let data = [event(EventKind::Modify(ModifyKind::Any), &["/p/data/train.csv", "/p/iris.est"])];
+        assert_eq!(edits(&data, &wanted), ["/p/data/train.csv", "/p/iris.est"].map(Utf8PathBuf::from));
+        assert!(edits(&events[3..], &wanted).is_empty());
+    }
 }
