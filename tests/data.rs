@@ -276,6 +276,45 @@ fn the_fast_reader_follows_long_lines_across_blocks_and_declines_short_ones() {
     assert!(err.to_string().contains(":2:"), "{err}");
 }
 
+/// Each set of kernels the fast reader may use (none, SSE4.1, AVX-512 where the processor has
+/// them) reads the same table as the careful reader, so the paths other machines take are
+/// covered on this one.
+#[test]
+fn every_kernel_set_reads_what_the_careful_reader_reads() {
+    use est::data::fast::{load_with as fast_with, Isa};
+    let mut rng = est::rng::Rng::new(17);
+    let names: Vec<String> = (0..9).map(|i| format!("x{i}")).collect();
+    let mut csv = format!("{},c,y\n", names.join(","));
+    for _ in 0..40_000 {
+        for _ in 0..9 {
+            let x = rng.normal() * 10f64.powi(rng.below(9) as i32 - 4);
+            let field = match rng.below(40) {
+                0 => "NA".to_string(),
+                1 => format!("{x:e}"),
+                2 => format!("{x:.15}"),
+                3 => "-0".to_string(),
+                _ => format!("{x:.*}", rng.below(8) as usize),
+            };
+            csv.push_str(&field);
+            csv.push(',');
+        }
+        csv.push_str(&format!("{},{}\n", ["a", "b", "NA"][rng.below(3) as usize], rng.below(3)));
+    }
+    let features = names.iter().map(|n| format!("numeric {n} {{ default = 1 }}")).collect::<Vec<_>>().join(", ")
+        + ", categorical c { vocabulary = [\"a\", \"b\"], oov_buckets = 1 }";
+    for csv in [csv.clone(), csv.replace("NA", "7.5")] {
+        let careful = load_with(csv.as_bytes(), &features, ", missing = \"NA\"", |plan, path| {
+            est::data::careful(plan, path, Purpose::Labelled).unwrap()
+        });
+        for isa in [Isa::Portable, Isa::Sse41, Isa::Avx512] {
+            let fast = load_with(csv.as_bytes(), &features, ", missing = \"NA\"", |plan, path| {
+                fast_with(plan, path, Purpose::Labelled, isa).expect("a clean file takes the fast way")
+            });
+            assert_same(&fast, &careful);
+        }
+    }
+}
+
 #[test]
 fn the_fast_reader_matches_on_the_shipped_data() {
     for (pipeline, data) in [
