@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::avx512::Avx512;
-use super::number::{parse_f32, scan_number};
+use super::number::parse_f32;
 use super::sse41::Sse41;
 use super::Isa;
 use crate::pipeline::CategoricalIds;
@@ -254,8 +254,7 @@ impl<'a, 'p> Row<'a, 'p> {
         if let Some(sse) = self.sse41 {
             return sse.number(buffer, start, end);
         }
-        let (x, stop) = scan_number(buffer, start)?;
-        (stop == end).then_some(x)
+        parse_f32(buffer.get(start..end)?)
     }
 }
 
@@ -316,8 +315,7 @@ fn numeric(
         missing_rows.push(row);
         return default;
     }
-    let x = parse_f32(raw).or_else(|| std::str::from_utf8(raw).ok()?.parse::<f32>().ok())?;
-    x.is_finite().then_some(x)
+    parse_f32(raw)
 }
 
 fn read_field(raw: &[u8], field: &Field, row: usize, missing: &[&[u8]], piece: &mut Piece) -> Option<()> {
@@ -370,8 +368,7 @@ fn read_field(raw: &[u8], field: &Field, row: usize, missing: &[&[u8]], piece: &
             if is_missing || raw.is_empty() {
                 return None;
             }
-            let v = parse_f32(raw).or_else(|| std::str::from_utf8(raw).ok()?.parse::<f32>().ok())?;
-            *piece.values.get_mut(row)? = v.is_finite().then_some(v)?;
+            *piece.values.get_mut(row)? = parse_f32(raw)?;
         }
     }
     Some(())
