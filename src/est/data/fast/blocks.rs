@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 
 use super::alloc::zeros;
 use super::rows::{Piece, Row, Shape};
@@ -75,6 +75,8 @@ pub fn read(file: &File, body_start: usize, size: usize, row: Row, classes: bool
         partials: (0..groups).map(|_| OnceLock::new()).collect(),
         columns,
         row,
+        turn: Mutex::new(()),
+        moved: Condvar::new(),
     };
     let threads = crate::data::cores().clamp(1, 8).min(blocks).max(1);
     // The columns outlive the threads, which end here; only then are the vectors used again.
@@ -172,6 +174,10 @@ struct Shared<'a, 'p> {
     partials: Vec<OnceLock<Vec<Acc>>>,
     columns: Columns,
     row: Row<'a, 'p>,
+    /// Held while a thread checks for its ticket; `moved` tells when a ticket or a failure
+    /// may have come.
+    turn: Mutex<()>,
+    moved: Condvar,
 }
 
 impl Shared<'_, '_> {
@@ -187,6 +193,7 @@ impl Shared<'_, '_> {
             }
             if self.block(k, &mut buffer, &mut missing).is_none() {
                 self.failed.store(true, Ordering::Relaxed);
+                self.wake();
                 return None;
             }
         }
@@ -284,26 +291,32 @@ impl Shared<'_, '_> {
     }
 
     /// The table row where block `k`'s `lines` rows start, once the blocks before it have
-    /// counted theirs; passes on where the next block's rows start.
+    /// counted theirs (sleeping until then); passes on where the next block's rows start.
     fn ticket(&self, k: usize, lines: usize) -> Option<usize> {
-        let mut spins = 0u32;
-        let first = loop {
-            let first = self.starts[k].load(Ordering::Acquire);
-            if first != UNKNOWN {
-                break first;
+        let mut first = self.starts[k].load(Ordering::Acquire);
+        if first == UNKNOWN {
+            let mut guard = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                first = self.starts[k].load(Ordering::Acquire);
+                if first != UNKNOWN {
+                    break;
+                }
+                if self.failed.load(Ordering::Relaxed) {
+                    return None;
+                }
+                guard = self.moved.wait(guard).unwrap_or_else(PoisonError::into_inner);
             }
-            if self.failed.load(Ordering::Relaxed) {
-                return None;
-            }
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        };
+        }
         self.starts[k + 1].store(first + lines, Ordering::Release);
+        self.wake();
         Some(first)
+    }
+
+    /// Wakes the threads waiting for a ticket. Taking the lock first means none of them is
+    /// between its check and its wait, so none misses this.
+    fn wake(&self) {
+        drop(self.turn.lock());
+        self.moved.notify_all();
     }
 }
 
