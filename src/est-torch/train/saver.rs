@@ -79,7 +79,7 @@ impl Saver {
     }
 
     fn stopped(&self) -> CheckpointError {
-        CheckpointError::Corrupt { path: self.dir.clone(), reason: "the checkpoint writer stopped unexpectedly".into() }
+        CheckpointError::WriterStopped { dir: self.dir.clone() }
     }
 }
 

@@ -68,31 +68,45 @@ pub struct Meta {
     pub plan: Plan,
 }
 
+/// Why bytes are not a checkpoint est can read.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
+    /// The file could not be read.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The safetensors library refused the bytes.
     #[error("not a safetensors file: {0}")]
-    NotSafetensors(String),
+    Safetensors(#[from] safetensors::SafeTensorError),
+    /// The header's length is past any real header's.
+    #[error("not a safetensors file: header of {0} bytes")]
+    HeaderTooLong(u64),
+    /// The file ends inside its header.
+    #[error("not a safetensors file: truncated header")]
+    Truncated,
+    /// The header is not the JSON safetensors writes.
+    #[error("not a safetensors file: {0}")]
+    HeaderJson(#[source] serde_json::Error),
+    /// The header has no `est` entry: safetensors, but not est's.
     #[error("no est metadata in the header")]
     NoMeta,
+    /// The `est` entry does not read as est's metadata.
     #[error("unreadable est metadata: {0}")]
-    BadMeta(String),
+    BadMeta(#[source] serde_json::Error),
+    /// The metadata names a format this est does not read.
     #[error("written in format `{0}`, which this est does not read")]
     UnknownFormat(String),
 }
 
 /// The file's bytes for these tensors and this metadata.
 pub fn encode(meta: &Meta, tensors: &BTreeMap<String, HostTensor>) -> Result<Vec<u8>, FormatError> {
-    let json = serde_json::to_string(meta).map_err(|e| FormatError::BadMeta(e.to_string()))?;
+    let json = serde_json::to_string(meta).map_err(FormatError::BadMeta)?;
     let header = HashMap::from([("est".to_string(), json)]);
-    safetensors::tensor::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(header))
-        .map_err(|e| FormatError::NotSafetensors(e.to_string()))
+    Ok(safetensors::tensor::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(header))?)
 }
 
 /// Every tensor and the metadata.
 pub fn decode(bytes: &[u8]) -> Result<(Meta, BTreeMap<String, HostTensor>), FormatError> {
-    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
+    let st = safetensors::SafeTensors::deserialize(bytes)?;
     let meta = meta_from_header(bytes)?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
@@ -111,7 +125,7 @@ pub fn read_meta(path: &Utf8Path) -> Result<Meta, FormatError> {
     file.read_exact(&mut len)?;
     let n = u64::from_le_bytes(len);
     if n > 100_000_000 {
-        return Err(FormatError::NotSafetensors(format!("header of {n} bytes")));
+        return Err(FormatError::HeaderTooLong(n));
     }
     let mut header = vec![0u8; n as usize + 8];
     header[..8].copy_from_slice(&len);
@@ -121,20 +135,18 @@ pub fn read_meta(path: &Utf8Path) -> Result<Meta, FormatError> {
 
 fn meta_from_header(bytes: &[u8]) -> Result<Meta, FormatError> {
     let n = bytes.get(..8).map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
-    let header = n
-        .and_then(|n| bytes.get(8..8 + n as usize))
-        .ok_or_else(|| FormatError::NotSafetensors("truncated header".into()))?;
+    let header = n.and_then(|n| bytes.get(8..8 + n as usize)).ok_or(FormatError::Truncated)?;
     #[derive(Deserialize)]
     struct Header {
         #[serde(rename = "__metadata__")]
         metadata: Option<HashMap<String, String>>,
     }
-    let parsed: Header = serde_json::from_slice(header).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
+    let parsed: Header = serde_json::from_slice(header).map_err(FormatError::HeaderJson)?;
     let json = parsed.metadata.and_then(|mut m| m.remove("est")).ok_or(FormatError::NoMeta)?;
-    let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| FormatError::BadMeta(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(&json).map_err(FormatError::BadMeta)?;
     let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
     if format != FORMAT {
         return Err(FormatError::UnknownFormat(format.to_string()));
     }
-    serde_json::from_value(value).map_err(|e| FormatError::BadMeta(e.to_string()))
+    serde_json::from_value(value).map_err(FormatError::BadMeta)
 }

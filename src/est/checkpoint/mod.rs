@@ -71,16 +71,25 @@ pub struct Entry {
 pub enum CheckpointError {
     #[error("cannot {action} `{path}`: {source}")]
     Io { action: &'static str, path: Utf8PathBuf, source: std::io::Error },
-    #[error("`{path}` is not a checkpoint est can read: {reason}")]
-    Corrupt { path: Utf8PathBuf, reason: String },
+    #[error("`{path}` is not a checkpoint est can read: {source}")]
+    Unreadable { path: Utf8PathBuf, source: format::FormatError },
+    #[error("`{path}` is not a checkpoint est can read: {size} bytes where the manifest records {recorded}")]
+    WrongSize { path: Utf8PathBuf, size: u64, recorded: u64 },
     #[error("`{path}` is damaged: its SHA-256 is not the one the manifest recorded")]
     Checksum { path: Utf8PathBuf },
-    #[error("`{path}` is unreadable: {reason}")]
-    BadManifest { path: Utf8PathBuf, reason: String },
-    #[error("no checkpoint in `{dir}` can be loaded: {reasons}")]
-    NoneLoadable { dir: Utf8PathBuf, reasons: String },
+    #[error("`{path}` is unreadable: {source}")]
+    Yaml { path: Utf8PathBuf, source: serde_yaml::Error },
+    #[error("no checkpoint in `{dir}` can be loaded: {}", joined(.errors))]
+    NoneLoadable { dir: Utf8PathBuf, errors: Vec<CheckpointError> },
     #[error("`{dir}` is in use by another `est train` (pid {pid}); wait for it, or train elsewhere with --model-dir")]
     Locked { dir: Utf8PathBuf, pid: String },
+    #[error("the checkpoint writer for `{dir}` stopped unexpectedly")]
+    WriterStopped { dir: Utf8PathBuf },
+}
+
+/// Several errors in one line.
+fn joined(errors: &[CheckpointError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 /// A loaded checkpoint, and warnings about newer ones that had to be passed over.
@@ -179,17 +188,17 @@ impl Store {
         let Some(manifest) = self.manifest()? else {
             return Ok(None);
         };
-        let mut reasons = Vec::new();
+        let mut errors = Vec::new();
         for entry in newest_first(&manifest) {
             match self.header(entry) {
                 Ok(meta) => return Ok(Some((entry.clone(), meta))),
-                Err(e) => reasons.push(e.to_string()),
+                Err(e) => errors.push(e),
             }
         }
-        if reasons.is_empty() {
+        if errors.is_empty() {
             return Ok(None);
         }
-        Err(CheckpointError::NoneLoadable { dir: self.dir.clone(), reasons: reasons.join("; ") })
+        Err(CheckpointError::NoneLoadable { dir: self.dir.clone(), errors })
     }
 
     /// One checkpoint's metadata, if its size is the manifest's and its header reads.
@@ -197,10 +206,9 @@ impl Store {
         let path = self.dir.join(&entry.file);
         let size = std::fs::metadata(&path).map_err(io("read", &path))?.len();
         if size != entry.size {
-            let reason = format!("{size} bytes where the manifest records {}", entry.size);
-            return Err(CheckpointError::Corrupt { path, reason });
+            return Err(CheckpointError::WrongSize { path, size, recorded: entry.size });
         }
-        format::read_meta(&path).map_err(|e| CheckpointError::Corrupt { path, reason: e.to_string() })
+        format::read_meta(&path).map_err(|source| CheckpointError::Unreadable { path, source })
     }
 
     /// The newest checkpoint whose checksum holds, newest first; passed-over ones become warnings.
@@ -208,14 +216,17 @@ impl Store {
         let Some(manifest) = self.manifest()? else {
             return Ok(None);
         };
-        let mut warnings = Vec::new();
+        let mut errors = Vec::new();
         for entry in newest_first(&manifest) {
             match self.load(entry) {
-                Ok((meta, tensors)) => return Ok(Some(Loaded { entry: entry.clone(), meta, tensors, warnings })),
-                Err(e) => warnings.push(format!("{e}; falling back to an older checkpoint")),
+                Ok((meta, tensors)) => {
+                    let warnings = errors.iter().map(|e| format!("{e}; falling back to an older checkpoint")).collect();
+                    return Ok(Some(Loaded { entry: entry.clone(), meta, tensors, warnings }));
+                }
+                Err(e) => errors.push(e),
             }
         }
-        Err(CheckpointError::NoneLoadable { dir: self.dir.clone(), reasons: warnings.join("; ") })
+        Err(CheckpointError::NoneLoadable { dir: self.dir.clone(), errors })
     }
 
     /// One checkpoint, its checksum verified.
@@ -225,7 +236,7 @@ impl Store {
         if sha256_hex(&bytes) != entry.sha256 {
             return Err(CheckpointError::Checksum { path });
         }
-        format::decode(&bytes).map_err(|e| CheckpointError::Corrupt { path, reason: e.to_string() })
+        format::decode(&bytes).map_err(|source| CheckpointError::Unreadable { path, source })
     }
 
     /// Writes a checkpoint, then the manifest naming it, then removes what the retention policy
@@ -241,7 +252,7 @@ impl Store {
         let name = file_name(meta.global_step);
         let path = self.dir.join(&name);
         let bytes = format::encode(meta, tensors)
-            .map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+            .map_err(|source| CheckpointError::Unreadable { path: path.clone(), source })?;
         let entry = Entry {
             file: name.clone(),
             step: meta.global_step,
@@ -364,25 +375,30 @@ impl Store {
         Ok(Lock { _file: file })
     }
 
-    /// The last evaluation recorded in this model_dir.
-    pub fn last_evaluation(&self) -> Option<Evaluation> {
-        let text = std::fs::read_to_string(self.dir.join(EVAL_DIR).join(EVAL_RECORD)).ok()?;
-        serde_yaml::from_str(&text).ok()
+    /// The last evaluation recorded in this model_dir; `None` when there is none.
+    pub fn last_evaluation(&self) -> Result<Option<Evaluation>, CheckpointError> {
+        let path = self.dir.join(EVAL_DIR).join(EVAL_RECORD);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        serde_yaml::from_str(&text).map(Some).map_err(|source| CheckpointError::Yaml { path, source })
     }
 
     pub fn record_evaluation(&self, evaluation: &Evaluation) -> Result<(), CheckpointError> {
         let dir = self.dir.join(EVAL_DIR);
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         let path = dir.join(EVAL_RECORD);
-        let text = serde_yaml::to_string(evaluation)
-            .map_err(|e| CheckpointError::BadManifest { path: path.clone(), reason: e.to_string() })?;
+        let text =
+            serde_yaml::to_string(evaluation).map_err(|source| CheckpointError::Yaml { path: path.clone(), source })?;
         atomic::write(&path, text.as_bytes()).map_err(io("write", &path))
     }
 
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), CheckpointError> {
         let path = self.dir.join(MANIFEST);
-        let text = serde_yaml::to_string(manifest)
-            .map_err(|e| CheckpointError::BadManifest { path: path.clone(), reason: e.to_string() })?;
+        let text =
+            serde_yaml::to_string(manifest).map_err(|source| CheckpointError::Yaml { path: path.clone(), source })?;
         atomic::write(&path, text.as_bytes()).map_err(io("write", &path))
     }
 }

@@ -43,7 +43,13 @@ pub fn inspect(dir: &Utf8Path, json: bool) -> i32 {
             return exit::FAILED;
         }
     };
-    let evaluation = store.last_evaluation();
+    let evaluation = match store.last_evaluation() {
+        Ok(evaluation) => evaluation,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
     if json {
         let inspection = Inspection { model_dir: dir, manifest: &manifest, plan: &meta.plan, evaluation };
         match serde_json::to_string_pretty(&inspection) {

@@ -9,23 +9,34 @@ use camino::{Utf8Path, Utf8PathBuf};
 use minijinja::{context, Environment, Value};
 use serde::Serialize;
 
-use crate::checkpoint::format::read_meta;
+use crate::checkpoint::format::{read_meta, FormatError};
 use crate::checkpoint::{Entry, Evaluation, Store, EVAL_DIR};
 use crate::events::{self, PointValue};
 use crate::plan::Plan;
 
+/// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// model_dir holds no checkpoint to report on.
     #[error("no checkpoint in `{0}`")]
     NoCheckpoint(Utf8PathBuf),
+    /// model_dir could not be read.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
-    #[error("cannot read `{path}`: {reason}")]
-    Meta { path: Utf8PathBuf, reason: String },
+    /// The latest checkpoint's header could not be read.
+    #[error("cannot read `{path}`: {source}")]
+    Meta {
+        /// The checkpoint.
+        path: Utf8PathBuf,
+        /// Why.
+        source: FormatError,
+    },
+    /// An event file could not be read.
     #[error(transparent)]
     Events(#[from] events::EventError),
+    /// A template failed: a bug in est.
     #[error("cannot render the report: {0}")]
-    Render(String),
+    Render(#[from] minijinja::Error),
 }
 
 /// One scalar series.
@@ -53,7 +64,7 @@ pub fn gather(dir: &Utf8Path) -> Result<RunReport, ReportError> {
     let latest =
         manifest.latest.clone().or_else(|| manifest.checkpoints.last().map(|e| e.file.clone())).unwrap_or_default();
     let path = dir.join(&latest);
-    let meta = read_meta(&path).map_err(|e| ReportError::Meta { path: path.clone(), reason: e.to_string() })?;
+    let meta = read_meta(&path).map_err(|source| ReportError::Meta { path: path.clone(), source })?;
     let mut curves = Vec::new();
     for (sub, prefix) in [(dir.to_owned(), ""), (dir.join(EVAL_DIR), "eval/")] {
         let points = events::read_dir(&sub)?;
@@ -70,7 +81,7 @@ pub fn gather(dir: &Utf8Path) -> Result<RunReport, ReportError> {
         plan: meta.plan,
         checkpoints: manifest.checkpoints,
         latest,
-        evaluation: store.last_evaluation(),
+        evaluation: store.last_evaluation()?,
         curves,
     })
 }
@@ -88,18 +99,17 @@ fn render(
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     // `.html` turns on HTML escaping for every value that is not marked safe.
-    env.add_template(name, template).map_err(|e| ReportError::Render(e.to_string()))?;
+    env.add_template(name, template)?;
     let charts: Vec<Value> = report.curves.iter().map(chart).collect();
     let metrics: Vec<(String, String)> =
         report.evaluation.iter().flat_map(|e| e.metrics.iter().map(|(k, v)| (k.clone(), format!("{v}")))).collect();
-    let tmpl = env.get_template(name).map_err(|e| ReportError::Render(e.to_string()))?;
-    tmpl.render(context! {
+    let tmpl = env.get_template(name)?;
+    Ok(tmpl.render(context! {
         r => report,
         plan_yaml => report.plan.to_yaml(),
         charts => charts,
         metrics => metrics,
-    })
-    .map_err(|e| ReportError::Render(e.to_string()))
+    })?)
 }
 
 /// One self-contained page: no script, no stylesheet or font from elsewhere.

@@ -14,11 +14,14 @@ pub struct FileWatcher {
     _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
 }
 
+/// A folder that could not be watched.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot watch `{path}`: {reason}")]
+#[error("cannot watch `{path}`: {source}")]
 pub struct WatchError {
+    /// The folder.
     pub path: Utf8PathBuf,
-    pub reason: String,
+    /// The watcher's reason.
+    pub source: notify::Error,
 }
 
 /// Watches `files`; each batch of changes among them arrives on the receiver.
@@ -37,12 +40,12 @@ pub fn watch(
             let _ = tx.send(changed);
         }
     })
-    .map_err(|e| WatchError { path: Utf8PathBuf::from("."), reason: e.to_string() })?;
+    .map_err(|source| WatchError { path: Utf8PathBuf::from("."), source })?;
     let folders: BTreeSet<&Utf8Path> = wanted.iter().filter_map(|f| f.parent()).collect();
     for folder in folders {
         debouncer
             .watch(folder.as_std_path(), RecursiveMode::NonRecursive)
-            .map_err(|e| WatchError { path: folder.to_owned(), reason: e.to_string() })?;
+            .map_err(|source| WatchError { path: folder.to_owned(), source })?;
     }
     Ok((FileWatcher { _debouncer: debouncer }, rx))
 }
