@@ -20,11 +20,19 @@ pub struct Console {
     lines: bool,
 }
 
+impl Default for Console {
+    fn default() -> Self {
+        Console::new()
+    }
+}
+
 impl Console {
+    /// Progress on stderr: a bar on a terminal, lines otherwise.
     pub fn new() -> Console {
         Console { bar: None, last_log: None, first: 0, lines: false }
     }
 
+    /// Plain lines on stdout, for watch mode.
     pub fn lines() -> Console {
         Console { bar: None, last_log: None, first: 0, lines: true }
     }
@@ -37,6 +45,7 @@ impl Console {
         }
     }
 
+    /// Clears the bar, if there is one.
     pub fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();

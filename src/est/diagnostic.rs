@@ -7,8 +7,11 @@ use crate::suggestion::suggest;
 /// One mistake, where it is, and what to do about it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
+    /// What is wrong.
     pub kind: DiagnosticKind,
+    /// Where, in the file's bytes.
     pub span: Span,
+    /// What to do, when est can tell.
     pub help: Option<String>,
 }
 
@@ -17,149 +20,241 @@ pub struct Diagnostic {
 pub enum DiagnosticKind {
     /// The text does not follow the grammar.
     Syntax {
+        /// What the grammar allowed there.
         expected: Vec<String>,
+        /// What was there instead.
         found: String,
     },
+    /// A block est does not know.
     UnknownBlock {
+        /// The block as written.
         name: String,
     },
+    /// A block written twice.
     DuplicateBlock {
+        /// The block.
         name: String,
+        /// Where it was first written.
         first: Span,
     },
+    /// A block the pipeline needs and lacks.
     MissingBlock {
+        /// The block.
         name: &'static str,
     },
     /// A block written with a name it does not take (`data iris { }`) or without one it needs.
     MalformedBlock {
+        /// The block.
         block: String,
+        /// What is wrong, as the end of a sentence ("takes no name").
         problem: String,
     },
     /// An item of the wrong shape for where it stands: a key among columns, a block among keys.
     MisplacedItem {
+        /// What belongs there.
         expected: &'static str,
+        /// What was written.
         found: &'static str,
+        /// Where it stands.
         place: String,
     },
+    /// A key the block does not take.
     UnknownKey {
+        /// The key as written.
         key: String,
+        /// The block it is in.
         block: String,
     },
+    /// A key set twice in one block.
     DuplicateKey {
+        /// The key.
         key: String,
+        /// Where it was first set.
         first: Span,
     },
+    /// A key the block needs and lacks.
     MissingKey {
+        /// The key.
         key: &'static str,
+        /// The block.
         block: String,
     },
     /// A key this model kind does not take (`hidden_units` on a linear model).
     KeyNotForModel {
+        /// The key.
         key: String,
+        /// The model kind.
         model: String,
     },
+    /// Two keys of which only one may be set.
     ConflictingKeys {
+        /// The key set here.
         key: String,
+        /// The key it conflicts with.
         other: String,
+        /// Where that one is set.
         other_span: Span,
     },
+    /// A value of the wrong type.
     WrongType {
+        /// The key.
         key: String,
+        /// The type it takes, as prose ("a number").
         expected: &'static str,
+        /// The type written.
         found: &'static str,
     },
     /// A duration-or-steps value written as a bare number.
     MissingUnit {
+        /// The key.
         key: String,
+        /// The number written.
         number: i64,
     },
+    /// A number outside what the key allows.
     OutOfRange {
+        /// The key.
         key: String,
+        /// What it must be, as the end of a sentence ("must be at least 1").
         requirement: String,
     },
+    /// `hidden_units = []`.
     EmptyHiddenUnits,
     /// A name that is not one of a fixed set (an activation, a combiner, a device ...).
     UnknownValue {
+        /// The key.
         key: String,
+        /// The value written.
         value: String,
     },
+    /// A model kind est does not know.
     UnknownModel {
+        /// The kind written.
         name: String,
     },
+    /// An optimizer kind est does not know.
     UnknownOptimizer {
+        /// The kind written.
         name: String,
     },
+    /// A learning-rate decay est does not know.
     UnknownDecay {
+        /// The kind written.
         name: String,
     },
+    /// A feature column kind est does not know.
     UnknownColumnKind {
+        /// The kind written.
         kind: String,
     },
+    /// A reference to a column that is not declared.
     UnknownColumn {
+        /// The name referred to.
         name: String,
     },
+    /// A column declared twice.
     DuplicateColumn {
+        /// The column.
         name: String,
+        /// Where it was first declared.
         first: Span,
     },
+    /// A column name est cannot use.
     InvalidColumnName {
+        /// The name.
         name: String,
+        /// Why, as the end of a sentence.
         reason: &'static str,
     },
     /// A derived column built from a column of the wrong kind.
     WrongSourceKind {
+        /// The derived column.
         column: String,
+        /// Its kind.
         kind: &'static str,
+        /// The column it is built from.
         source: String,
+        /// That column's kind.
         source_kind: &'static str,
+        /// The kinds it may be built from.
         expected: &'static str,
     },
+    /// A crossed column of fewer than two columns.
     TooFewCrossed {
+        /// The crossed column.
         column: String,
     },
+    /// A categorical or crossed column fed to a DNN without `embedding` or `indicator`.
     SparseColumnInDnn {
+        /// The column.
         name: String,
+        /// Its kind.
         kind: &'static str,
     },
+    /// The label column also declared as a feature.
     LabelAsFeature {
+        /// The label.
         name: String,
     },
+    /// A categorical column with no vocabulary, hash buckets or identity.
     CategoricalWithoutBuckets {
+        /// The column.
         column: String,
     },
+    /// Bucket boundaries that do not increase strictly.
     UnsortedBoundaries {
+        /// The key.
         key: String,
     },
+    /// A list that repeats a value it must hold once.
     DuplicateValue {
+        /// The key.
         key: String,
+        /// The repeated value, quoted.
         value: String,
     },
+    /// `n_classes` disagreeing with the size of `label_vocabulary`.
     ClassCountMismatch {
+        /// `n_classes` as written.
         n_classes: i64,
+        /// The size of `label_vocabulary`.
         vocabulary: usize,
     },
+    /// A data file that does not exist.
     MissingDataFile {
+        /// The path, resolved against the file's folder.
         path: String,
     },
+    /// A data file whose header cannot be read.
     UnreadableDataFile {
+        /// The path.
         path: String,
+        /// The system's or the csv reader's reason.
         reason: String,
     },
+    /// A column the data file's header does not have.
     UnknownDataColumn {
+        /// The column.
         name: String,
+        /// The data file.
         file: String,
     },
+    /// A label the data file's header does not have.
     LabelNotInData {
+        /// The label.
         label: String,
+        /// The data file.
         file: String,
     },
 }
 
 impl Diagnostic {
+    /// A mistake without help.
     pub fn new(kind: DiagnosticKind, span: Span) -> Self {
         Diagnostic { kind, span, help: None }
     }
 
+    /// The same mistake, with what to do about it.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
@@ -306,6 +401,7 @@ pub fn list(items: &[String], conjunction: &str) -> String {
     }
 }
 
+/// `one` for one, `many` otherwise.
 pub fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 {
         one

@@ -9,20 +9,34 @@ use crate::check;
 pub struct Source {
     /// The path as the user gave it, for messages.
     pub path: Utf8PathBuf,
+    /// Its contents.
     pub text: String,
 }
 
+/// A `.est` file that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The system refused.
     #[error("cannot read `{path}`: {source}")]
-    Read { path: Utf8PathBuf, source: std::io::Error },
+    Read {
+        /// The file.
+        path: Utf8PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// The bytes are not text.
     #[error("`{path}` is not UTF-8 text")]
-    NotUtf8 { path: Utf8PathBuf },
+    NotUtf8 {
+        /// The file.
+        path: Utf8PathBuf,
+    },
+    /// The folder relative paths start from is unknown.
     #[error("cannot find the current directory: {0}")]
     CurrentDir(std::io::Error),
 }
 
 impl Source {
+    /// Reads `path`.
     pub fn read(path: &Utf8Path) -> Result<Source, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
         let text = String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 { path: path.to_owned() })?;

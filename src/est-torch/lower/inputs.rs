@@ -19,6 +19,7 @@ pub struct Inputs {
     ids: BTreeMap<String, Tensor>,
     /// Class ids (int64) or values (float), `[rows]`.
     pub labels: Option<Tensor>,
+    /// Rows held.
     pub rows: i64,
 }
 
@@ -94,6 +95,7 @@ impl Inputs {
         Ok(block.f_narrow(1, *first, total)?)
     }
 
+    /// Numeric column `name`, `[rows, shape]`.
     pub fn numeric(&self, name: &str) -> Result<Tensor, LowerError> {
         self.numeric_run(&[name.to_string()])
     }
@@ -106,6 +108,7 @@ impl Inputs {
         }
     }
 
+    /// The ids of column `name`, `[rows, width]`, `-1` for none.
     pub fn ids(&self, name: &str) -> Result<&Tensor, LowerError> {
         self.ids.get(name).ok_or_else(|| LowerError::MissingVariable(format!("column {name}")))
     }

@@ -23,10 +23,13 @@ use est::rng::Rng;
 /// One variable of the model.
 #[derive(Debug)]
 pub struct Param {
+    /// Its checkpoint name.
     pub name: String,
     /// A trainable variable is a view into its group's flat buffer.
     pub tensor: Tensor,
+    /// Whether an optimizer updates it (moving statistics are not).
     pub trainable: bool,
+    /// The part of the model it belongs to.
     pub part: Scope,
 }
 
@@ -34,6 +37,7 @@ pub struct Param {
 /// optimizer's update is a handful of operations on one tensor, not a few per variable.
 #[derive(Debug)]
 pub struct Group {
+    /// The part its optimizer updates.
     pub scope: Scope,
     /// `[total]`: the members' memory, end to end.
     pub flat: Tensor,
@@ -58,8 +62,11 @@ pub struct InputEmbedding {
     pub param: usize,
     /// The id column it looks up.
     pub ids: String,
+    /// How a row's looked-up rows combine.
     pub combiner: Combiner,
+    /// Where its combined rows start among the DNN's inputs (0 in the linear part).
     pub offset: i64,
+    /// Values per row.
     pub dimension: i64,
 }
 
@@ -70,19 +77,30 @@ pub enum LinearInput {
     Ids(InputEmbedding),
     /// A dense value `[batch, width]` times weights `[width, logits]`; an embedding's value comes
     /// from its own table.
-    Dense { name: String, weights: usize, table: Option<InputEmbedding> },
+    Dense {
+        /// The column.
+        name: String,
+        /// The weights' index in `Model::params`.
+        weights: usize,
+        /// The embedding whose combined rows are the value, for an embedding column.
+        table: Option<InputEmbedding>,
+    },
 }
 
 /// The model a plan describes, with its variables on one device.
 pub struct Model {
+    /// Every variable, in the plan's order.
     pub params: Vec<Param>,
+    /// One flat buffer per optimizer.
     pub groups: Vec<Group>,
     index: HashMap<String, usize>,
     features: Vec<FeaturePlan>,
     dnn: Option<DnnPlan>,
     /// The linear part's inputs, in order, worked out once.
     linear: Option<Vec<LinearInput>>,
+    /// The head.
     pub head: Head,
+    /// Where the variables live.
     pub device: Device,
 }
 
@@ -158,6 +176,7 @@ impl Model {
         Ok(model)
     }
 
+    /// Whether the model has variable `name`.
     pub fn has_param(&self, name: &str) -> bool {
         self.index.contains_key(name)
     }
@@ -177,6 +196,7 @@ impl Model {
         self.linear.is_some()
     }
 
+    /// Variable `name`.
     pub fn param(&self, name: &str) -> Result<&Tensor, LowerError> {
         self.index.get(name).map(|&i| &self.params[i].tensor).ok_or_else(|| LowerError::MissingVariable(name.into()))
     }
@@ -455,6 +475,7 @@ fn truncated_normal(rng: &mut Rng) -> f64 {
 /// Batch normalisation as tf.layers.batch_normalization(momentum=0.999, epsilon=1e-3) does it;
 /// libtorch's momentum is the weight of the new batch.
 pub const NORM_MOMENTUM: f64 = 0.001;
+/// Added to the variance before its square root.
 pub const NORM_EPSILON: f64 = 1e-3;
 
 /// Seeds libtorch's generator for one training step's dropout masks, so they are a function of

@@ -20,7 +20,9 @@ use est::plan::{HeadKind, Plan};
 /// Metrics at a global step.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Metrics {
+    /// The checkpoint's step.
     pub global_step: u64,
+    /// tf.estimator's metric keys and values.
     pub values: BTreeMap<String, f64>,
     /// Damaged newer checkpoints passed over to reach the one evaluated, and skipped bad rows.
     #[serde(skip)]

@@ -16,6 +16,9 @@ fn plain(t: &Tensor, kind: Kind) -> bool {
 /// # Safety
 /// Nothing else may read or write `t`'s memory while the slice lives: no other slice of it, no
 /// libtorch operation on it or on a tensor that shares it.
+// The tensor is a handle to memory libtorch owns, not the memory: the caller's promise, not the
+// borrow, is what makes the slice the only access.
+#[allow(clippy::mut_from_ref)]
 pub unsafe fn floats_mut(t: &Tensor) -> Option<&mut [f32]> {
     if !plain(t, Kind::Float) {
         return None;

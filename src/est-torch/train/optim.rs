@@ -11,6 +11,7 @@ use crate::lower::Done;
 
 /// One optimizer over the model parameters of its scope.
 pub struct OptimizerState {
+    /// The optimizer block it follows.
     pub config: Optimizer,
     /// Indexes of the model parameters it updates.
     pub params: Vec<usize>,
@@ -45,6 +46,7 @@ impl OptimizerState {
         format!("optimizer/{}/{param}/{slot}", scope.word())
     }
 
+    /// The name its update count has in checkpoints.
     pub fn step_name(scope: Scope) -> String {
         format!("optimizer/{}/step", scope.word())
     }

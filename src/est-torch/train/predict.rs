@@ -15,18 +15,27 @@ use est::checkpoint::Store;
 use est::data::{self, Purpose};
 use est::plan::{HeadKind, Plan};
 
+/// One row's prediction, with tf.estimator's keys.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Prediction {
+    /// A classifier's.
     Class {
+        /// The predicted class's id.
         class_ids: [i64; 1],
+        /// Its name from `label_vocabulary`, else the id.
         classes: [String; 1],
+        /// The positive class's probability, for binary classifiers.
         #[serde(skip_serializing_if = "Option::is_none")]
         logistic: Option<[f32; 1]>,
+        /// Each class's probability.
         probabilities: Vec<f32>,
+        /// The head's logits.
         logits: Vec<f32>,
     },
+    /// A regressor's.
     Value {
+        /// The predicted value.
         predictions: [f32; 1],
     },
 }

@@ -3,6 +3,7 @@
 
 use est::pipeline::Decay;
 
+/// The learning rate before update `step + 1`, from `base` and the decay.
 pub fn learning_rate(base: f64, decay: Option<&Decay>, step: u64) -> f64 {
     let Some(decay) = decay else { return base };
     let s = step as f64;

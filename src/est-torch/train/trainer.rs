@@ -182,7 +182,7 @@ impl<'a> Trainer<'a> {
 
     /// tf.estimator's SummarySaverHook: the first step of a run, then every `summaries.every`.
     fn summarizes(&self, step: u64) -> bool {
-        step == self.from + 1 || step % self.plan.summaries.every == 0
+        step == self.from + 1 || step.is_multiple_of(self.plan.summaries.every)
     }
 
     /// The latest step's loss, read from the device once; a loss that is not finite ends the
@@ -205,7 +205,7 @@ impl<'a> Trainer<'a> {
     /// logging steps), so what the console shows is already in the event file.
     pub fn maybe_log(&mut self, now: f64, taps: &[Tensor]) -> Result<(), TrainError> {
         let step = self.session.global_step;
-        let log = step == self.from + 1 || step % self.plan.summaries.log_every == 0 || step == self.to;
+        let log = step == self.from + 1 || step.is_multiple_of(self.plan.summaries.log_every) || step == self.to;
         let summarize = self.summarizes(step);
         // Reading the loss syncs with the device: only when it is shown or written.
         let loss = if log || summarize { self.loss()? } else { None };

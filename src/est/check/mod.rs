@@ -4,7 +4,7 @@
 
 mod data;
 mod features;
-pub mod fields;
+mod fields;
 mod model;
 mod optimizer;
 mod run;
@@ -20,14 +20,23 @@ use fields::{Ctx, Fields};
 /// A pipeline that passed every check, with every default explicit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckedSpec {
+    /// The pipeline's name.
     pub name: String,
+    /// The `data` block.
     pub data: DataSpec,
+    /// The declared columns, in file order.
     pub features: Vec<Feature>,
+    /// The `model` block.
     pub model: ModelSpec,
+    /// One optimizer, or one per part of a wide & deep model.
     pub optimizers: Vec<Optimizer>,
+    /// The `train` block.
     pub train: TrainSpec,
+    /// The `eval` block.
     pub eval: EvalSpec,
+    /// The `checkpoint` block.
     pub checkpoint: CheckpointSpec,
+    /// The `summaries` block.
     pub summaries: SummariesSpec,
     /// Where each key was written, for messages that point back into the file.
     pub spans: SpanMap,

@@ -6,6 +6,8 @@ use std::io::Write;
 
 use camino::Utf8Path;
 
+/// Writes `bytes` to `path` so that a crash leaves the old file or the new one, never a
+/// part: a temporary file beside it, fsync'd, renamed over it, and the folder fsync'd.
 pub fn write(path: &Utf8Path, bytes: &[u8]) -> std::io::Result<()> {
     // A bare file name lives in the current folder.
     let dir = path.parent().filter(|p| !p.as_str().is_empty()).unwrap_or(Utf8Path::new("."));

@@ -18,21 +18,26 @@ pub const FORMAT: &str = "est-checkpoint/1";
 /// A tensor copied off its device.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostTensor {
+    /// F32 or I64.
     pub dtype: Dtype,
+    /// Row-major dimensions.
     pub shape: Vec<usize>,
     /// Little-endian, row-major.
     pub bytes: Vec<u8>,
 }
 
 impl HostTensor {
+    /// Float values of `shape`.
     pub fn f32(shape: Vec<usize>, values: &[f32]) -> HostTensor {
         HostTensor { dtype: Dtype::F32, shape, bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect() }
     }
 
+    /// Integer values of `shape`.
     pub fn i64(shape: Vec<usize>, values: &[i64]) -> HostTensor {
         HostTensor { dtype: Dtype::I64, shape, bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect() }
     }
 
+    /// The values, when they are floats.
     pub fn to_f32(&self) -> Option<Vec<f32>> {
         (self.dtype == Dtype::F32)
             .then(|| self.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
@@ -57,12 +62,17 @@ impl View for &HostTensor {
 /// What a checkpoint says about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
+    /// `FORMAT`.
     pub format: String,
+    /// Updates applied when it was saved.
     pub global_step: u64,
+    /// Where the next batch starts.
     pub data_order: DataOrder,
+    /// The plan's model and optimizer fingerprints.
     pub fingerprint: Fingerprints,
     /// Seconds since the Unix epoch.
     pub created: f64,
+    /// The est that wrote it.
     pub est_version: String,
     /// The plan it was trained with, so a diff works when the old `.est` file is gone.
     pub plan: Plan,

@@ -19,6 +19,7 @@ pub use policy::Retention;
 
 use crate::plan::Fingerprints;
 
+/// The manifest's file name in model_dir.
 pub const MANIFEST: &str = "manifest.yaml";
 const LOCK: &str = ".lock";
 /// Evaluation output, as tf.estimator's `eval/` folder.
@@ -33,58 +34,119 @@ pub struct Lock {
 /// An evaluation of one checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
+    /// The checkpoint's step.
     pub global_step: u64,
     /// UTC, RFC 3339.
     pub time: String,
+    /// The data file it was evaluated on.
     pub data: Utf8PathBuf,
+    /// tf.estimator's metric keys and their values.
     pub metrics: BTreeMap<String, f64>,
 }
 
 /// The manifest: every retained checkpoint, oldest first, and which one is the latest.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The manifest's own format, 1.
     pub format: u32,
+    /// The file of the latest checkpoint.
     pub latest: Option<String>,
     /// When the first checkpoint here was written: `keep_every` counts from it.
     #[serde(default)]
     pub started: f64,
+    /// Oldest first.
     pub checkpoints: Vec<Entry>,
 }
 
+/// One retained checkpoint, as the manifest records it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
+    /// Its file name in model_dir.
     pub file: String,
+    /// Its global step.
     pub step: u64,
     /// UTC, RFC 3339.
     pub time: String,
     /// Seconds since the Unix epoch.
     pub created: f64,
+    /// Its size in bytes.
     pub size: u64,
+    /// Its SHA-256, hex.
     pub sha256: String,
+    /// The fingerprints of the plan that wrote it.
     pub fingerprint: Fingerprints,
     /// Kept for good by `keep_every`.
     #[serde(default)]
     pub preserved: bool,
 }
 
+/// What can go wrong with a model_dir.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    /// A file or folder could not be read or written.
     #[error("cannot {action} `{path}`: {source}")]
-    Io { action: &'static str, path: Utf8PathBuf, source: std::io::Error },
+    Io {
+        /// What est was doing: "read", "write", "create", ...
+        action: &'static str,
+        /// The file or folder.
+        path: Utf8PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// A checkpoint that does not read as one.
     #[error("`{path}` is not a checkpoint est can read: {source}")]
-    Unreadable { path: Utf8PathBuf, source: format::FormatError },
+    Unreadable {
+        /// The checkpoint.
+        path: Utf8PathBuf,
+        /// Why.
+        source: format::FormatError,
+    },
+    /// A checkpoint of another size than the manifest recorded: truncated, or another file.
     #[error("`{path}` is not a checkpoint est can read: {size} bytes where the manifest records {recorded}")]
-    WrongSize { path: Utf8PathBuf, size: u64, recorded: u64 },
+    WrongSize {
+        /// The checkpoint.
+        path: Utf8PathBuf,
+        /// Its size.
+        size: u64,
+        /// The manifest's.
+        recorded: u64,
+    },
+    /// A checkpoint whose bytes changed since it was written.
     #[error("`{path}` is damaged: its SHA-256 is not the one the manifest recorded")]
-    Checksum { path: Utf8PathBuf },
+    Checksum {
+        /// The checkpoint.
+        path: Utf8PathBuf,
+    },
+    /// A manifest or evaluation record that does not read, or a value that does not write.
     #[error("`{path}` is unreadable: {source}")]
-    Yaml { path: Utf8PathBuf, source: serde_yaml::Error },
+    Yaml {
+        /// The file.
+        path: Utf8PathBuf,
+        /// Why.
+        source: serde_yaml::Error,
+    },
+    /// No checkpoint of the folder's can be loaded.
     #[error("no checkpoint in `{dir}` can be loaded: {}", joined(.errors))]
-    NoneLoadable { dir: Utf8PathBuf, errors: Vec<CheckpointError> },
+    NoneLoadable {
+        /// The model_dir.
+        dir: Utf8PathBuf,
+        /// Why each could not, newest first.
+        errors: Vec<CheckpointError>,
+    },
+    /// Another `est train` writes to the folder.
     #[error("`{dir}` is in use by another `est train` (pid {pid}); wait for it, or train elsewhere with --model-dir")]
-    Locked { dir: Utf8PathBuf, pid: String },
+    Locked {
+        /// The model_dir.
+        dir: Utf8PathBuf,
+        /// The other process, as its lock file names it.
+        pid: String,
+    },
+    /// The thread that writes checkpoints ended early.
     #[error("the checkpoint writer for `{dir}` stopped unexpectedly")]
-    WriterStopped { dir: Utf8PathBuf },
+    WriterStopped {
+        /// The model_dir.
+        dir: Utf8PathBuf,
+    },
 }
 
 /// Several errors in one line.
@@ -94,14 +156,19 @@ fn joined(errors: &[CheckpointError]) -> String {
 
 /// A loaded checkpoint, and warnings about newer ones that had to be passed over.
 pub struct Loaded {
+    /// The checkpoint loaded.
     pub entry: Entry,
+    /// Its metadata.
     pub meta: Meta,
+    /// Every tensor, by name.
     pub tensors: BTreeMap<String, HostTensor>,
+    /// The newer checkpoints passed over, and why.
     pub warnings: Vec<String>,
 }
 
 /// One model_dir.
 pub struct Store {
+    /// The folder.
     pub dir: Utf8PathBuf,
 }
 
@@ -109,10 +176,12 @@ fn io<'a>(action: &'static str, path: &'a Utf8Path) -> impl FnOnce(std::io::Erro
     move |source| CheckpointError::Io { action, path: path.to_owned(), source }
 }
 
+/// `bytes`' SHA-256 in lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The file name of the checkpoint of `step`.
 pub fn file_name(step: u64) -> String {
     format!("ckpt-{step}.safetensors")
 }
@@ -123,6 +192,7 @@ impl Store {
         Store { dir: dir.to_owned() }
     }
 
+    /// Creates the folder and its parents.
     pub fn create(&self) -> Result<(), CheckpointError> {
         std::fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))
     }
@@ -386,6 +456,7 @@ impl Store {
         serde_yaml::from_str(&text).map(Some).map_err(|source| CheckpointError::Yaml { path, source })
     }
 
+    /// Writes `evaluation` as the folder's last, atomically.
     pub fn record_evaluation(&self, evaluation: &Evaluation) -> Result<(), CheckpointError> {
         let dir = self.dir.join(EVAL_DIR);
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
@@ -395,6 +466,7 @@ impl Store {
         atomic::write(&path, text.as_bytes()).map_err(io("write", &path))
     }
 
+    /// Writes the manifest, atomically.
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<(), CheckpointError> {
         let path = self.dir.join(MANIFEST);
         let text =

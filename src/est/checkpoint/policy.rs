@@ -6,7 +6,9 @@
 /// One checkpoint as the policy sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record<'a> {
+    /// Its file name.
     pub file: &'a str,
+    /// Its global step.
     pub step: u64,
     /// Seconds since the Unix epoch.
     pub created: f64,
@@ -14,16 +16,21 @@ pub struct Record<'a> {
     pub preserved: bool,
 }
 
+/// What happens to one checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
+    /// Keep it for now.
     Keep,
     /// Keep for good: `keep_every` chose it.
     Preserve,
+    /// Remove it.
     Delete,
 }
 
+/// The retention settings of the `checkpoint` block.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Retention {
+    /// The newest this many stay.
     pub keep_max: u32,
     /// Seconds.
     pub keep_every: Option<f64>,

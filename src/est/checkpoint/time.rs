@@ -30,6 +30,7 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> f64;
 }
 
+/// The system's clock.
 pub struct SystemClock;
 
 impl Clock for SystemClock {

@@ -4,6 +4,7 @@
 use camino::Utf8PathBuf;
 use clap::{Args, ValueEnum};
 
+/// `est train`'s arguments.
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     /// The .est file.
@@ -30,11 +31,13 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// What `--fresh`, `--warm-start` and `--reset-optimizer` allow the guard.
     pub fn allow(&self) -> super::guard::Allow {
         super::guard::Allow { fresh: self.fresh, warm_start: self.warm_start, reset_optimizer: self.reset_optimizer }
     }
 }
 
+/// `est evaluate`'s arguments.
 #[derive(Args, Debug, Clone)]
 pub struct EvaluateArgs {
     /// The .est file.
@@ -50,6 +53,7 @@ pub struct EvaluateArgs {
     pub model_dir: Option<Utf8PathBuf>,
 }
 
+/// `est predict`'s arguments.
 #[derive(Args, Debug, Clone)]
 pub struct PredictArgs {
     /// The .est file.
@@ -60,6 +64,7 @@ pub struct PredictArgs {
     /// Write here instead of standard output.
     #[arg(long)]
     pub output: Option<Utf8PathBuf>,
+    /// How to write the predictions.
     #[arg(long, value_enum, default_value_t = PredictFormat::Jsonl)]
     pub format: PredictFormat,
     /// Use this model_dir instead of the file's.
@@ -67,18 +72,25 @@ pub struct PredictArgs {
     pub model_dir: Option<Utf8PathBuf>,
 }
 
+/// How `est predict` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PredictFormat {
+    /// One JSON object per line.
     Jsonl,
+    /// A header, then one row per prediction.
     Csv,
 }
 
+/// What `est report` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
+    /// One self-contained page.
     Html,
+    /// Markdown, the curves as images in data URIs.
     Md,
 }
 
+/// `est watch`'s arguments.
 #[derive(Args, Debug, Clone)]
 pub struct WatchArgs {
     /// The .est file.
@@ -93,9 +105,13 @@ pub struct WatchArgs {
     pub model_dir: Option<Utf8PathBuf>,
 }
 
+/// What `est watch` does when an edit makes the checkpoints unfit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OnIncompatible {
+    /// Train a fresh model in a new model_dir named after the new fingerprints.
     Fresh,
+    /// The same, starting from the old checkpoint's tensors where names and shapes match.
     WarmStart,
+    /// Stop training until the next edit.
     Stop,
 }

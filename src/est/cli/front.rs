@@ -25,6 +25,7 @@ pub fn load(file: &Utf8Path, color: bool) -> Result<(Source, Compiled), i32> {
     }
 }
 
+/// `est check`: the errors, or one line.
 pub fn check(file: &Utf8Path, color: bool) -> i32 {
     match load(file, color) {
         Ok((source, compiled)) => {
@@ -41,6 +42,7 @@ pub fn check(file: &Utf8Path, color: bool) -> i32 {
     }
 }
 
+/// `est compile`: the plan as YAML or JSON.
 pub fn compile(file: &Utf8Path, json: bool, color: bool) -> i32 {
     match load(file, color) {
         Ok((_, compiled)) => {

@@ -12,8 +12,11 @@ use crate::{Compiled, Source};
 /// What the user allowed for a checkpoint of another model or optimizer.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Allow {
+    /// `--fresh`.
     pub fresh: bool,
+    /// `--warm-start`.
     pub warm_start: bool,
+    /// `--reset-optimizer`.
     pub reset_optimizer: bool,
 }
 

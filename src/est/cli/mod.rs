@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Exit codes, documented in `est --help` and README.
 pub mod exit {
+    /// Success.
     pub const OK: i32 = 0;
     /// The pipeline has errors, or a run failed (bad data, I/O).
     pub const FAILED: i32 = 1;
@@ -25,6 +26,7 @@ pub mod exit {
     pub const INTERRUPTED: i32 = 130;
 }
 
+/// The exit codes and a note on paths, after `--help`.
 pub const AFTER_HELP: &str = "\
 Exit codes:
   0  success
@@ -91,15 +93,18 @@ pub enum Command {
     },
     /// Write a run report: the spec, the checkpoints, the last metrics and the curves (SVG).
     Report {
+        /// The model_dir to report on.
         model_dir: Utf8PathBuf,
         /// Where to write it (`-` for standard output). Default: MODEL_DIR/report.html (or .md).
         #[arg(long)]
         out: Option<Utf8PathBuf>,
+        /// HTML or Markdown.
         #[arg(long, value_enum, default_value_t = args::ReportFormat::Html)]
         format: args::ReportFormat,
     },
     /// List a model_dir's checkpoints, the plan they were trained with and the last evaluation.
     Inspect {
+        /// The model_dir to list.
         model_dir: Utf8PathBuf,
         /// Print JSON.
         #[arg(long)]
@@ -107,6 +112,7 @@ pub enum Command {
     },
 }
 
+/// Whether to colour diagnostics: `--color`, then `NO_COLOR` and whether stderr is a terminal.
 pub fn use_color(choice: Color) -> bool {
     match choice {
         Color::Always => true,

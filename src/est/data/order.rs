@@ -10,6 +10,7 @@ use crate::rng::Rng;
 /// A position in the stream of rows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataOrder {
+    /// Epochs begun.
     pub epoch: u64,
     /// Rows of this epoch's permutation already read.
     pub offset: u64,
@@ -22,6 +23,7 @@ impl DataOrder {
     }
 }
 
+/// The rows of each batch: one shuffled permutation per epoch, batches running across epochs.
 pub struct Batcher {
     rows: usize,
     seed: u64,
@@ -34,6 +36,7 @@ pub struct Batcher {
 const STREAM: u64 = 0x6461_7461;
 
 impl Batcher {
+    /// Batches over `rows` rows, from where `order` says.
     pub fn new(rows: usize, seed: u64, shuffle: bool, order: DataOrder) -> Batcher {
         let mut batcher = Batcher { rows, seed, shuffle, order, permutation: Vec::new() };
         batcher.permute();
@@ -47,6 +50,7 @@ impl Batcher {
         }
     }
 
+    /// Where the next batch starts.
     pub fn order(&self) -> DataOrder {
         self.order
     }
@@ -100,7 +104,14 @@ impl Batcher {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Batch {
     /// `permutation()[start..start + len]` of epoch `epoch`.
-    Within { epoch: u64, start: usize, len: usize },
+    Within {
+        /// The epoch.
+        epoch: u64,
+        /// The first row's place in the permutation.
+        start: usize,
+        /// The rows.
+        len: usize,
+    },
     /// Rows running across an epoch boundary.
     Across(Vec<i64>),
 }

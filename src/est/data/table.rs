@@ -12,14 +12,17 @@ use crate::plan::Plan;
 /// A data file as typed columns.
 #[derive(Clone, Debug, Default)]
 pub struct Table {
+    /// Rows read (skipped ones not counted).
     pub rows: usize,
     /// Every numeric feature, missing values replaced by the default, side by side.
     pub numeric: NumericBlock,
     /// Per categorical, bucketized and crossed feature, row-major `[rows, width]`, `-1` padding.
     pub ids: BTreeMap<String, IdColumn>,
+    /// Class ids or values, when the rows were read for training or evaluation.
     pub labels: Option<Labels>,
     /// Rows left out under `bad_rows = skip`, and the first reason.
     pub skipped: usize,
+    /// The first skipped row's error, as a message.
     pub first_skipped: Option<String>,
 }
 
@@ -27,15 +30,22 @@ pub struct Table {
 /// the training input is one buffer and a batch of it one gather.
 #[derive(Clone, Debug, Default)]
 pub struct NumericBlock {
+    /// `[rows, width]`, row-major.
     pub values: Vec<f32>,
+    /// Values per row.
     pub width: usize,
+    /// Where each column sits in a row, in order.
     pub columns: Vec<NumericColumn>,
 }
 
+/// One numeric feature's place in the block.
 #[derive(Clone, Debug, Default)]
 pub struct NumericColumn {
+    /// The feature.
     pub name: String,
+    /// Its first value's index in a row.
     pub offset: usize,
+    /// Its values per row.
     pub shape: usize,
     /// Over the values present in the file, defaults excluded.
     pub stats: Stats,
@@ -53,6 +63,7 @@ impl Table {
 }
 
 impl NumericBlock {
+    /// The column of feature `name`.
     pub fn column(&self, name: &str) -> Option<&NumericColumn> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -67,25 +78,36 @@ impl NumericBlock {
     }
 }
 
+/// A column's statistics, which `zscore` and `minmax` normalise with.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Stats {
+    /// Values present.
     pub count: u64,
+    /// Their mean.
     pub mean: f64,
+    /// Their population standard deviation.
     pub std: f64,
+    /// The smallest.
     pub min: f64,
+    /// The largest.
     pub max: f64,
 }
 
+/// One id-producing feature's ids.
 #[derive(Clone, Debug, Default)]
 pub struct IdColumn {
+    /// `[rows, width]`, row-major, `-1` for no id.
     pub ids: Vec<i64>,
     /// Ids per row: 1 for single-valued columns, the largest count for multivalent ones.
     pub width: usize,
 }
 
+/// A table's labels.
 #[derive(Clone, Debug)]
 pub enum Labels {
+    /// Class ids, for classifiers.
     Classes(Vec<i64>),
+    /// Values, for regressors.
     Values(Vec<f32>),
 }
 

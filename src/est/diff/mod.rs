@@ -16,6 +16,7 @@ use crate::span::Span;
 /// One key whose value differs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Change {
+    /// The dotted key (`model.hidden_units`).
     pub key: String,
     /// `None` when the key is new.
     pub old: Option<String>,
@@ -25,39 +26,55 @@ pub struct Change {
     pub line: Option<usize>,
 }
 
+/// How a tensor differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TensorChangeKind {
+    /// Only the new plan has it.
     Added,
+    /// Only the old plan has it.
     Removed,
+    /// Both have it, in other shapes.
     Reshaped,
     /// Same name and shape, but it now means something else (an activation, a vocabulary order).
     Reinterpreted,
 }
 
+/// One tensor that differs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TensorChange {
+    /// Its checkpoint name.
     pub name: String,
+    /// Its shape in the old plan.
     pub old_shape: Option<Vec<u64>>,
+    /// Its shape in the new plan.
     pub new_shape: Option<Vec<u64>>,
+    /// How it differs.
     pub kind: TensorChangeKind,
 }
 
+/// What changed between two plans, by what it does to a model_dir.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Diff {
+    /// Keys that change what the tensors mean.
     pub model: Vec<Change>,
+    /// Keys that change the optimizer's state.
     pub optimizer: Vec<Change>,
+    /// Keys a checkpoint restores across.
     pub training: Vec<Change>,
+    /// The tensors that differ.
     pub tensors: Vec<TensorChange>,
     /// Tensors a warm start would load: same name, same shape.
     pub reusable: Vec<String>,
 }
 
 impl Diff {
+    /// Whether the old checkpoint's tensors fit the new model.
     pub fn model_compatible(&self) -> bool {
         self.model.is_empty()
     }
 
+    /// Whether the old optimizer state fits the new optimizer.
     pub fn optimizer_compatible(&self) -> bool {
         self.optimizer.is_empty()
     }
@@ -81,7 +98,9 @@ impl Diff {
 
 /// Where the new plan came from, to give the line of each new value.
 pub struct NewSource<'a> {
+    /// Where each key of the new file was written.
     pub spans: &'a SpanMap,
+    /// The new file's text.
     pub text: &'a str,
 }
 
@@ -102,6 +121,7 @@ fn line_of(span: Span, text: &str) -> usize {
     span.line_col(text).0
 }
 
+/// What changed from `old` to `new`; with `source`, each change names its line.
 pub fn diff(old: &Plan, new: &Plan, source: Option<&NewSource>) -> Diff {
     let compare = |a: Fields, b: Fields| -> Vec<Change> {
         let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();

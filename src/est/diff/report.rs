@@ -11,11 +11,30 @@ const TEMPLATE: &str = include_str!("report.jinja");
 /// What the report is about.
 pub enum Mode<'a> {
     /// A command refused to restore the checkpoint in `model_dir`.
-    Guard { command: &'a str, model_dir: &'a str, checkpoint: &'a Entry },
+    Guard {
+        /// `train`, `evaluate` or `predict`.
+        command: &'a str,
+        /// The model_dir, as shown.
+        model_dir: &'a str,
+        /// Its latest checkpoint.
+        checkpoint: &'a Entry,
+    },
     /// `est diff`, comparing `old` with `new`.
-    OnDemand { old: &'a str, checkpoint: Option<&'a Entry> },
+    OnDemand {
+        /// The model_dir or `.est` file compared with, as shown.
+        old: &'a str,
+        /// The model_dir's latest checkpoint, when `old` is one.
+        checkpoint: Option<&'a Entry>,
+    },
     /// `est watch` saw an edit the run in `model_dir` cannot take; `action` says what it does.
-    Watch { model_dir: &'a str, checkpoint: Option<&'a Entry>, action: &'a str },
+    Watch {
+        /// The model_dir, as shown.
+        model_dir: &'a str,
+        /// Its latest checkpoint, if any.
+        checkpoint: Option<&'a Entry>,
+        /// What watch mode does next.
+        action: &'a str,
+    },
 }
 
 #[derive(Serialize)]

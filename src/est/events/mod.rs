@@ -3,8 +3,8 @@
 //! each flushed as written so a killed run leaves a readable file. Also the reader the report
 //! and the tests use, which merges files the way TensorBoard does.
 
-pub mod proto;
-pub mod record;
+mod proto;
+mod record;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -16,15 +16,26 @@ use proto::{
     Event, HistogramProto, Kind, PluginData, Summary, SummaryMetadata, TensorProto, TensorShapeProto, Value, What,
 };
 
+/// An event file that could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
+    /// The file system refused.
     #[error("cannot {action} `{path}`: {source}")]
-    Io { action: &'static str, path: Utf8PathBuf, source: std::io::Error },
+    Io {
+        /// What est was doing.
+        action: &'static str,
+        /// The event file or its folder.
+        path: Utf8PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
 }
 
 /// One summary value to write.
 pub enum Item<'a> {
+    /// A tag and its value.
     Scalar(&'a str, f32),
+    /// A tag and the values whose histogram TensorBoard shows.
     Histogram(&'a str, &'a [f32]),
     /// Markdown, shown by TensorBoard's text plugin.
     Text(&'a str, &'a str),
@@ -33,6 +44,7 @@ pub enum Item<'a> {
 /// An open event file.
 pub struct EventWriter {
     file: File,
+    /// The file.
     pub path: Utf8PathBuf,
 }
 
@@ -84,6 +96,7 @@ impl EventWriter {
         self.write(Event { wall_time: now, step: step as i64 + 1, what: Some(What::SessionLog(log)) })
     }
 
+    /// One `Event` of `items` at `step`, written whole and flushed.
     pub fn summary(&mut self, step: u64, now: f64, items: &[Item]) -> Result<(), EventError> {
         let value = items.iter().map(to_value).collect();
         self.write(Event { wall_time: now, step: step as i64, what: Some(What::Summary(Summary { value })) })
@@ -148,17 +161,24 @@ fn histogram(values: &[f32]) -> HistogramProto {
 /// A value read back from event files.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Point {
+    /// The tag.
     pub tag: String,
+    /// The step.
     pub step: u64,
+    /// Seconds since the Unix epoch.
     pub wall_time: f64,
+    /// The value.
     pub value: PointValue,
 }
 
+/// A value as read back.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PointValue {
+    /// A scalar.
     Scalar(f32),
     /// Count of values summarised.
     Histogram(f64),
+    /// Text, as written.
     Text(String),
 }
 

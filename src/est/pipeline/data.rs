@@ -3,22 +3,32 @@
 use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 
+/// The `data` block, checked: the files, the label and how fields are read.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataSpec {
+    /// The training file.
     pub train: Utf8PathBuf,
+    /// The file evaluation reads, if any.
     pub eval: Option<Utf8PathBuf>,
+    /// The file prediction reads by default, if any.
     pub predict: Option<Utf8PathBuf>,
+    /// The label's column.
     pub label: String,
+    /// Class names, in class-id order; without them labels are ids.
     pub label_vocabulary: Option<Vec<String>>,
     /// Field values that mean "missing", e.g. `NA`.
     pub missing: Vec<String>,
+    /// The field separator.
     pub delimiter: char,
+    /// Whether the first row names the columns.
     pub header: bool,
     /// Column names given in the file instead of (or over) the header.
     pub columns: Option<Vec<String>>,
+    /// What a bad row does.
     pub bad_rows: BadRows,
 }
 
+/// What a row with a bad field does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BadRows {

@@ -3,13 +3,19 @@
 use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 
+/// The `train` block, checked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainSpec {
+    /// Rows per step.
     pub batch_size: usize,
+    /// How long one `est train` runs.
     #[serde(flatten)]
     pub length: TrainLength,
+    /// Whether each epoch's rows come in a fresh random order.
     pub shuffle: bool,
+    /// Seeds initialisation, shuffling and dropout.
     pub seed: u64,
+    /// Where to compute.
     pub device: Device,
     /// libtorch's intra-op threads. Plans in checkpoints written before it existed mean `auto`.
     #[serde(default)]
@@ -24,6 +30,7 @@ pub enum Threads {
     /// core for large ones.
     #[default]
     Auto,
+    /// This many.
     Fixed(usize),
 }
 
@@ -56,18 +63,31 @@ impl TryFrom<String> for Threads {
 #[serde(untagged)]
 pub enum TrainLength {
     /// This many more steps (`Estimator.train(steps=...)`).
-    Steps { steps: u64 },
+    Steps {
+        /// The steps.
+        steps: u64,
+    },
     /// Until the global step reaches this (`max_steps=...`).
-    MaxSteps { max_steps: u64 },
+    MaxSteps {
+        /// The global step to stop at.
+        max_steps: u64,
+    },
     /// This many passes over the training data (`num_epochs` of the input function).
-    Epochs { epochs: u64 },
+    Epochs {
+        /// The passes.
+        epochs: u64,
+    },
 }
 
+/// Where a model computes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum Device {
+    /// CUDA when libtorch sees a GPU, else the CPU.
     Auto,
+    /// The CPU.
     Cpu,
+    /// A CUDA device, the first unless numbered.
     Cuda(Option<usize>),
 }
 
@@ -102,8 +122,16 @@ impl TryFrom<String> for Device {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Cadence {
-    Seconds { seconds: f64 },
-    Steps { steps: u64 },
+    /// By the clock.
+    Seconds {
+        /// The interval.
+        seconds: f64,
+    },
+    /// By the global step.
+    Steps {
+        /// The interval.
+        steps: u64,
+    },
 }
 
 impl Cadence {
@@ -117,30 +145,38 @@ impl Cadence {
     }
 }
 
+/// The `eval` block, checked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalSpec {
     /// Evaluate during training this often; `None` evaluates only when asked.
     pub every: Option<Cadence>,
     /// Evaluate on this many batches; `None` is the whole eval set.
     pub steps: Option<u64>,
+    /// Rows per evaluation batch.
     pub batch_size: usize,
 }
 
+/// The `checkpoint` block, checked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointSpec {
+    /// Where checkpoints, the manifest and event files go.
     pub model_dir: Utf8PathBuf,
+    /// How often training saves.
     pub save_every: Cadence,
+    /// How many of the newest checkpoints are kept.
     pub keep_max: u32,
     /// Keep one checkpoint per this many seconds forever, on top of `keep_max`.
     pub keep_every: Option<f64>,
 }
 
+/// The `summaries` block, checked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SummariesSpec {
     /// Scalars to TensorBoard every this many steps (`save_summary_steps`).
     pub every: u64,
     /// A log line every this many steps (`log_step_count_steps`).
     pub log_every: u64,
+    /// Whether hidden layers' activations are written as histograms.
     pub histograms: bool,
 }
 

@@ -12,6 +12,7 @@ use crate::pipeline::CategoricalIds;
 /// Dotted key → canonical value.
 pub type Fields = BTreeMap<String, String>;
 
+/// The plan's model and optimizer fingerprints.
 pub fn fingerprints(plan: &Plan) -> Fingerprints {
     Fingerprints { model: digest(&model_fields(plan)), optimizer: digest(&optimizer_fields(plan)) }
 }

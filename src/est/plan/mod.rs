@@ -18,21 +18,32 @@ use crate::pipeline::{
 /// Bumped when a plan's meaning changes incompatibly.
 pub const FORMAT: u32 = 1;
 
+/// A checked pipeline with everything it implies made explicit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// `FORMAT`.
     pub format: u32,
+    /// The pipeline's name.
     pub pipeline: String,
     /// The `.est` file it was compiled from.
     pub source: Utf8PathBuf,
+    /// What decides a checkpoint's compatibility.
     pub fingerprint: Fingerprints,
+    /// The `data` block.
     pub data: DataSpec,
     /// In name order, which is also the order the input layer concatenates them in.
     pub features: Vec<FeaturePlan>,
+    /// The model, its head and every variable.
     pub model: ModelPlan,
+    /// One optimizer for all variables, or one per part.
     pub optimizers: Vec<Optimizer>,
+    /// The `train` block.
     pub train: TrainSpec,
+    /// The `eval` block.
     pub eval: EvalSpec,
+    /// The `checkpoint` block, model_dir resolved.
     pub checkpoint: CheckpointSpec,
+    /// The `summaries` block.
     pub summaries: SummariesSpec,
 }
 
@@ -45,8 +56,10 @@ pub struct Fingerprints {
     pub optimizer: String,
 }
 
+/// A feature column and its width.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FeaturePlan {
+    /// The column as declared.
     #[serde(flatten)]
     pub feature: Feature,
     /// Values it contributes to a dense input layer, or for id columns the number of buckets
@@ -54,24 +67,33 @@ pub struct FeaturePlan {
     pub width: u64,
 }
 
+/// The model the plan builds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelPlan {
+    /// The canned model.
     pub kind: ModelKind,
+    /// Its head.
     pub head: Head,
+    /// The DNN part, with its input width.
     pub dnn: Option<DnnPlan>,
+    /// The linear part.
     pub linear: Option<LinearSpec>,
     /// Every variable the model holds, as named in checkpoints.
     pub variables: Vec<Variable>,
 }
 
+/// The head: the loss and the logits it reads.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Head {
+    /// Which loss.
     pub kind: HeadKind,
+    /// Classes, for classifiers.
     pub n_classes: Option<u32>,
     /// Width of the logits: classes for multi-class, 1 for binary and regression.
     pub logits: u64,
 }
 
+/// The loss a head computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HeadKind {
@@ -83,23 +105,31 @@ pub enum HeadKind {
     Regression,
 }
 
+/// A DNN part with its input layer's width.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DnnPlan {
+    /// Its settings.
     #[serde(flatten)]
     pub spec: DnnSpec,
+    /// Values per row its input layer concatenates.
     pub input_width: u64,
 }
 
+/// One variable, as checkpoints name and shape it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Variable {
+    /// tf.estimator's name (`dnn/hiddenlayer_0/kernel`).
     pub name: String,
+    /// Its shape; kernels are `[in, out]`.
     pub shape: Vec<u64>,
     /// Updated by the optimizer; moving averages are not.
     pub trainable: bool,
+    /// Which part of the model it belongs to.
     pub part: Scope,
 }
 
 impl Plan {
+    /// The feature column `name`.
     pub fn feature(&self, name: &str) -> Option<&FeaturePlan> {
         self.features.iter().find(|f| f.feature.name == name)
     }
@@ -119,6 +149,7 @@ impl Plan {
         order
     }
 
+    /// The plan as YAML, as `est compile` prints it.
     pub fn to_yaml(&self) -> String {
         // A Plan holds only strings, numbers, lists and maps, which YAML always encodes.
         serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot encode the plan: {e}\n"))

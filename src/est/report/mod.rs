@@ -44,20 +44,28 @@ pub enum ReportError {
 pub struct Curve {
     /// `loss`, or `eval/accuracy` for evaluation metrics.
     pub tag: String,
+    /// `(step, value)`, by step.
     pub points: Vec<(u64, f32)>,
 }
 
 /// Everything a report shows.
 #[derive(Debug, Serialize)]
 pub struct RunReport {
+    /// The model_dir.
     pub model_dir: Utf8PathBuf,
+    /// The latest checkpoint's plan.
     pub plan: Plan,
+    /// Every retained checkpoint.
     pub checkpoints: Vec<Entry>,
+    /// The latest's file.
     pub latest: String,
+    /// The last evaluation recorded.
     pub evaluation: Option<Evaluation>,
+    /// Training curves, then evaluation curves.
     pub curves: Vec<Curve>,
 }
 
+/// Everything a report of `dir` shows.
 pub fn gather(dir: &Utf8Path) -> Result<RunReport, ReportError> {
     let store = Store::new(dir);
     let manifest = store.manifest()?.ok_or_else(|| ReportError::NoCheckpoint(dir.to_owned()))?;

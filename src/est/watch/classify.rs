@@ -7,6 +7,7 @@ use crate::diff::{self, Diff, NewSource};
 use crate::plan::Plan;
 use crate::Compiled;
 
+/// What a batch of changes means for the run in progress.
 #[derive(Debug)]
 pub enum Verdict {
     /// Nothing the run depends on changed (a comment, whitespace, an unrelated file).

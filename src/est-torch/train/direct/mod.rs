@@ -76,6 +76,7 @@ pub enum StepError {
 ///
 /// # Safety
 /// As `memory::floats_mut`: nothing else touches `t`'s memory while the slice lives.
+#[allow(clippy::mut_from_ref)]
 unsafe fn buffer(t: &Tensor) -> Result<&mut [f32], StepError> {
     // SAFETY: the caller's promise.
     unsafe { floats_mut(t) }.ok_or(StepError::Layout)
