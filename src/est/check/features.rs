@@ -127,11 +127,42 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
         let owners: Vec<&str> = KINDS.iter().copied().filter(|k| keys(k).contains(&key)).collect();
         (!owners.is_empty()).then(|| format!("`{key}` belongs to {} columns, not {kind}", owners.join(" and ")))
     });
+    let column = Column { decl, kind, name, f };
+    let (feature_kind, source_spans) = match kind {
+        "numeric" => (column.numeric(ctx, data)?, Vec::new()),
+        "categorical" => (column.categorical(ctx, data)?, Vec::new()),
+        "bucketized" => column.bucketized(ctx)?,
+        "embedding" => column.embedding(ctx)?,
+        "indicator" => column.indicator(ctx)?,
+        _ => column.crossed(ctx)?,
+    };
+    if decl.source.is_some() && matches!(kind, "numeric" | "categorical") {
+        ctx.spans.insert(format!("{path}.column"), decl.source.as_ref().map_or(name.span, Source::span));
+    }
+    Some(Declared {
+        feature: Feature { name: name.node.clone(), kind: feature_kind },
+        name_span: name.span,
+        source_spans,
+    })
+}
 
-    // numeric and categorical read a data column: their own name, or `= "column"`.
-    let data_column = |ctx: &mut Ctx| -> Option<String> {
-        let column = match &decl.source {
-            None => name.clone(),
+/// A column declaration whose kind and name are known: each kind's keys and sources.
+struct Column<'a> {
+    decl: &'a Decl,
+    kind: &'a str,
+    name: &'a Spanned<String>,
+    f: Fields<'a>,
+}
+
+/// A derived column's kind, and where each of its sources is named.
+type Derived = (FeatureKind, Vec<Span>);
+
+impl Column<'_> {
+    /// The data column a numeric or categorical column reads: its own name, or `= "column"`.
+    fn data_column(&self, ctx: &mut Ctx, data: Option<&CheckedData>) -> Option<String> {
+        let kind = self.kind;
+        let column = match &self.decl.source {
+            None => self.name.clone(),
             Some(Source::One(column)) => column.clone(),
             Some(Source::List(_, span)) => {
                 ctx.report(
@@ -146,128 +177,125 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
         };
         check_data_column(ctx, &column, data)?;
         Some(column.node)
-    };
-    // The other kinds are built from declared columns.
-    let one_source = |ctx: &mut Ctx| -> Option<(String, Vec<Span>)> {
-        match &decl.source {
+    }
+
+    /// The one declared column a bucketized, embedding or indicator column is built from.
+    fn one_source(&self, ctx: &mut Ctx) -> Option<(String, Vec<Span>)> {
+        match &self.decl.source {
             Some(Source::One(s)) => Some((s.node.clone(), vec![s.span])),
             other => {
-                let span = other.as_ref().map_or(name.span, Source::span);
+                let span = other.as_ref().map_or(self.name.span, Source::span);
                 ctx.report(
                     Diagnostic::new(
                         DiagnosticKind::MalformedBlock {
-                            block: kind.into(),
+                            block: self.kind.into(),
                             problem: "is built from one column".into(),
                         },
                         span,
                     )
-                    .with_help(format!("write `{}`", usage(kind))),
+                    .with_help(format!("write `{}`", usage(self.kind))),
                 );
                 None
             }
         }
-    };
-
-    let mut source_spans = Vec::new();
-    let feature_kind = match kind {
-        "numeric" => {
-            let column = data_column(ctx);
-            let default = f.float(ctx, "default").map(|d| d.node);
-            let normalize = choice_or(ctx, &f, "normalize", NORMALIZE, Normalize::None);
-            let shape = int_or(ctx, &f, "shape", 1, 1);
-            FeatureKind::Numeric {
-                column: column?,
-                default: if f.has("default") { Some(default?) } else { None },
-                normalize: normalize?,
-                shape: shape? as usize,
-            }
-        }
-        "categorical" => {
-            let column = data_column(ctx);
-            let ids = categorical_ids(ctx, &f, &name.node);
-            let separator = f.string(ctx, "separator");
-            if let Some(s) = &separator {
-                if s.node.is_empty() {
-                    out_of_range(ctx, "separator", "must not be empty".into(), s.span);
-                    return None;
-                }
-            }
-            FeatureKind::Categorical { column: column?, ids: ids?, separator: separator.map(|s| s.node) }
-        }
-        "bucketized" => {
-            let source = one_source(ctx);
-            f.require(ctx, "boundaries", &format!("bucketized column `{}`", name.node));
-            let boundaries = f.list(ctx, "boundaries", "a number", |v| match v {
-                ValueKind::Float(x) => Some(*x),
-                ValueKind::Int(i) => Some(*i as f64),
-                _ => None,
-            });
-            let boundaries = boundaries.and_then(|b| {
-                let span = f.span("boundaries")?;
-                if b.is_empty() {
-                    out_of_range(ctx, "boundaries", "must not be empty".into(), span);
-                    return None;
-                }
-                if let Some(w) = b.windows(2).find(|w| w[1].node <= w[0].node) {
-                    ctx.error(DiagnosticKind::UnsortedBoundaries { key: "boundaries".into() }, w[1].span);
-                    return None;
-                }
-                Some(b.into_iter().map(|x| x.node).collect())
-            });
-            let (source, spans) = source?;
-            source_spans = spans;
-            FeatureKind::Bucketized { source, boundaries: boundaries? }
-        }
-        "embedding" => {
-            let source = one_source(ctx);
-            f.require(ctx, "dimension", &format!("embedding column `{}`", name.node));
-            let dimension = f.int_min(ctx, "dimension", 1);
-            let combiner = choice_or(ctx, &f, "combiner", COMBINERS, Combiner::Mean);
-            let (source, spans) = source?;
-            source_spans = spans;
-            FeatureKind::Embedding { source, dimension: dimension?.node as usize, combiner: combiner? }
-        }
-        "indicator" => {
-            let (source, spans) = one_source(ctx)?;
-            source_spans = spans;
-            FeatureKind::Indicator { source }
-        }
-        _ => {
-            f.require(ctx, "hash_buckets", &format!("crossed column `{}`", name.node));
-            let hash_buckets = f.int_min(ctx, "hash_buckets", 1);
-            let sources: Vec<Spanned<String>> = match &decl.source {
-                Some(Source::List(names, _)) => names.clone(),
-                Some(Source::One(one)) => vec![one.clone()],
-                None => vec![],
-            };
-            if sources.len() < 2 {
-                ctx.report(
-                    Diagnostic::new(
-                        DiagnosticKind::TooFewCrossed { column: name.node.clone() },
-                        decl.source.as_ref().map_or(name.span, Source::span),
-                    )
-                    .with_help(format!("write `{}`", usage(kind))),
-                );
-                return None;
-            }
-            if !no_repeats(ctx, "crossed columns", &sources) {
-                return None;
-            }
-            source_spans = sources.iter().map(|s| s.span).collect();
-            FeatureKind::Crossed {
-                sources: sources.into_iter().map(|s| s.node).collect(),
-                hash_buckets: hash_buckets?.node as u64,
-            }
-        }
-    };
-    if decl.source.is_some() && matches!(kind, "numeric" | "categorical") {
-        ctx.spans.insert(format!("{path}.column"), decl.source.as_ref().map_or(name.span, Source::span));
     }
-    Some(Declared {
-        feature: Feature { name: name.node.clone(), kind: feature_kind },
-        name_span: name.span,
-        source_spans,
-    })
+
+    fn numeric(&self, ctx: &mut Ctx, data: Option<&CheckedData>) -> Option<FeatureKind> {
+        let f = &self.f;
+        let column = self.data_column(ctx, data);
+        let default = f.float(ctx, "default").map(|d| d.node);
+        let normalize = choice_or(ctx, f, "normalize", NORMALIZE, Normalize::None);
+        let shape = int_or(ctx, f, "shape", 1, 1);
+        Some(FeatureKind::Numeric {
+            column: column?,
+            default: if f.has("default") { Some(default?) } else { None },
+            normalize: normalize?,
+            shape: shape? as usize,
+        })
+    }
+
+    fn categorical(&self, ctx: &mut Ctx, data: Option<&CheckedData>) -> Option<FeatureKind> {
+        let column = self.data_column(ctx, data);
+        let ids = categorical_ids(ctx, &self.f, &self.name.node);
+        let separator = self.f.string(ctx, "separator");
+        if let Some(s) = &separator {
+            if s.node.is_empty() {
+                out_of_range(ctx, "separator", "must not be empty".into(), s.span);
+                return None;
+            }
+        }
+        Some(FeatureKind::Categorical { column: column?, ids: ids?, separator: separator.map(|s| s.node) })
+    }
+
+    fn bucketized(&self, ctx: &mut Ctx) -> Option<Derived> {
+        let f = &self.f;
+        let source = self.one_source(ctx);
+        f.require(ctx, "boundaries", &format!("bucketized column `{}`", self.name.node));
+        let boundaries = f.list(ctx, "boundaries", "a number", |v| match v {
+            ValueKind::Float(x) => Some(*x),
+            ValueKind::Int(i) => Some(*i as f64),
+            _ => None,
+        });
+        let boundaries = boundaries.and_then(|b| {
+            let span = f.span("boundaries")?;
+            if b.is_empty() {
+                out_of_range(ctx, "boundaries", "must not be empty".into(), span);
+                return None;
+            }
+            if let Some(w) = b.windows(2).find(|w| w[1].node <= w[0].node) {
+                ctx.error(DiagnosticKind::UnsortedBoundaries { key: "boundaries".into() }, w[1].span);
+                return None;
+            }
+            Some(b.into_iter().map(|x| x.node).collect())
+        });
+        let (source, spans) = source?;
+        Some((FeatureKind::Bucketized { source, boundaries: boundaries? }, spans))
+    }
+
+    fn embedding(&self, ctx: &mut Ctx) -> Option<Derived> {
+        let f = &self.f;
+        let source = self.one_source(ctx);
+        f.require(ctx, "dimension", &format!("embedding column `{}`", self.name.node));
+        let dimension = f.int_min(ctx, "dimension", 1);
+        let combiner = choice_or(ctx, f, "combiner", COMBINERS, Combiner::Mean);
+        let (source, spans) = source?;
+        Some((FeatureKind::Embedding { source, dimension: dimension?.node as usize, combiner: combiner? }, spans))
+    }
+
+    fn indicator(&self, ctx: &mut Ctx) -> Option<Derived> {
+        let (source, spans) = self.one_source(ctx)?;
+        Some((FeatureKind::Indicator { source }, spans))
+    }
+
+    fn crossed(&self, ctx: &mut Ctx) -> Option<Derived> {
+        let name = self.name;
+        self.f.require(ctx, "hash_buckets", &format!("crossed column `{}`", name.node));
+        let hash_buckets = self.f.int_min(ctx, "hash_buckets", 1);
+        let sources: Vec<Spanned<String>> = match &self.decl.source {
+            Some(Source::List(names, _)) => names.clone(),
+            Some(Source::One(one)) => vec![one.clone()],
+            None => vec![],
+        };
+        if sources.len() < 2 {
+            ctx.report(
+                Diagnostic::new(
+                    DiagnosticKind::TooFewCrossed { column: name.node.clone() },
+                    self.decl.source.as_ref().map_or(name.span, Source::span),
+                )
+                .with_help(format!("write `{}`", usage(self.kind))),
+            );
+            return None;
+        }
+        if !no_repeats(ctx, "crossed columns", &sources) {
+            return None;
+        }
+        let spans = sources.iter().map(|s| s.span).collect();
+        let kind = FeatureKind::Crossed {
+            sources: sources.into_iter().map(|s| s.node).collect(),
+            hash_buckets: hash_buckets?.node as u64,
+        };
+        Some((kind, spans))
+    }
 }
 
 const NORMALIZE: &[(&str, Normalize)] =

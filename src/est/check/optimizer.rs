@@ -4,6 +4,7 @@
 use super::fields::{out_of_range, Ctx, Fields};
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::pipeline::*;
+use crate::span::Span;
 use crate::spec::{Decl, Item, ValueKind};
 
 const COMMON: [&str; 4] = ["learning_rate", "decay", "clip_norm", "weight_decay"];
@@ -80,41 +81,7 @@ fn one(ctx: &mut Ctx, decl: Option<&Decl>, scope: Scope, model: ModelKind, linea
     let block = scope.block();
     let (kind, items, header) = match decl {
         None => (default_kind.to_string(), &[][..], Default::default()),
-        Some(decl) => {
-            let Some(name) = &decl.name else {
-                ctx.report(
-                    Diagnostic::new(
-                        DiagnosticKind::MalformedBlock {
-                            block: block.into(),
-                            problem: "needs an optimizer kind".into(),
-                        },
-                        decl.kind.span,
-                    )
-                    .with_help(format!(
-                        "write `{block} adagrad {{ ... }}`; the kinds are {}",
-                        OptimizerKind::WORDS.join(", ")
-                    )),
-                );
-                return None;
-            };
-            if !OptimizerKind::WORDS.contains(&name.node.as_str()) {
-                ctx.report(
-                    Diagnostic::new(DiagnosticKind::UnknownOptimizer { name: name.node.clone() }, name.span)
-                        .suggesting(&name.node, OptimizerKind::WORDS),
-                );
-                return None;
-            }
-            if let Some(source) = &decl.source {
-                ctx.error(
-                    DiagnosticKind::MalformedBlock { block: block.into(), problem: "takes no `= ...`".into() },
-                    source.span(),
-                );
-                return None;
-            }
-            ctx.spans.insert(format!("{block}.kind"), name.span);
-            let items: &[Item] = decl.body.as_ref().map_or(&[], |b| b.items.as_slice());
-            (name.node.clone(), items, name.span)
-        }
+        Some(decl) => named(ctx, decl, block)?,
     };
     let allowed: Vec<&str> = COMMON.iter().chain(own_keys(&kind)).copied().collect();
     let elsewhere = |key: &str| {
@@ -122,47 +89,69 @@ fn one(ctx: &mut Ctx, decl: Option<&Decl>, scope: Scope, model: ModelKind, linea
         (!owners.is_empty()).then(|| format!("`{key}` is a setting of {}, not {kind}", owners.join(" and ")))
     };
     let f = Fields::new(ctx, block, &format!("{block} {kind}"), header, items, &allowed, &elsewhere);
+    let optimizer_kind = rule(ctx, &f, &kind)?;
+    let decay = if f.has("decay") { Some(decay(ctx, &f)?) } else { None };
+    let learning_rate = match &decay {
+        Some(Decay::Piecewise { values, .. }) => {
+            if f.conflict(ctx, "learning_rate", "decay") {
+                return None;
+            }
+            values[0]
+        }
+        _ => positive(ctx, &f, "learning_rate", default_rate)?,
+    };
+    let clip_norm = if f.has("clip_norm") { Some(positive(ctx, &f, "clip_norm", 0.0)?) } else { None };
+    let weight_decay = non_negative(ctx, &f, "weight_decay", 0.0)?;
+    Some(Optimizer { scope, kind: optimizer_kind, learning_rate, decay, clip_norm, weight_decay })
+}
 
-    let positive = |ctx: &mut Ctx, key: &str, default: f64| -> Option<f64> {
-        if !f.has(key) {
-            return Some(default);
-        }
-        f.float_where(ctx, key, |x| x > 0.0, "must be greater than 0").map(|v| v.node)
+/// An optimizer block's kind (`optimizer adam { ... }`), its items and the kind's span.
+fn named<'a>(ctx: &mut Ctx, decl: &'a Decl, block: &str) -> Option<(String, &'a [Item], Span)> {
+    let Some(name) = &decl.name else {
+        ctx.report(
+            Diagnostic::new(
+                DiagnosticKind::MalformedBlock { block: block.into(), problem: "needs an optimizer kind".into() },
+                decl.kind.span,
+            )
+            .with_help(format!("write `{block} adagrad {{ ... }}`; the kinds are {}", OptimizerKind::WORDS.join(", "))),
+        );
+        return None;
     };
-    let non_negative = |ctx: &mut Ctx, key: &str, default: f64| -> Option<f64> {
-        if !f.has(key) {
-            return Some(default);
-        }
-        f.float_where(ctx, key, |x| x >= 0.0, "must be at least 0").map(|v| v.node)
-    };
-    let unit = |ctx: &mut Ctx, key: &str, default: f64| -> Option<f64> {
-        if !f.has(key) {
-            return Some(default);
-        }
-        f.float_where(ctx, key, |x| (0.0..1.0).contains(&x), "must be at least 0 and below 1").map(|v| v.node)
-    };
-    let flag = |ctx: &mut Ctx, key: &str| -> Option<bool> {
-        if f.has(key) {
-            f.bool(ctx, key)
-        } else {
-            Some(false)
-        }
-    };
+    if !OptimizerKind::WORDS.contains(&name.node.as_str()) {
+        ctx.report(
+            Diagnostic::new(DiagnosticKind::UnknownOptimizer { name: name.node.clone() }, name.span)
+                .suggesting(&name.node, OptimizerKind::WORDS),
+        );
+        return None;
+    }
+    if let Some(source) = &decl.source {
+        ctx.error(
+            DiagnosticKind::MalformedBlock { block: block.into(), problem: "takes no `= ...`".into() },
+            source.span(),
+        );
+        return None;
+    }
+    ctx.spans.insert(format!("{block}.kind"), name.span);
+    let items: &[Item] = decl.body.as_ref().map_or(&[], |b| b.items.as_slice());
+    Some((name.node.clone(), items, name.span))
+}
 
-    let optimizer_kind = match kind.as_str() {
+/// The update rule `kind` with its hyper-parameters, torch.optim's defaults (Keras's for FTRL).
+fn rule(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<OptimizerKind> {
+    Some(match kind {
         "adagrad" => OptimizerKind::Adagrad {
-            initial_accumulator: non_negative(ctx, "initial_accumulator", 0.1)?,
-            epsilon: positive(ctx, "epsilon", 1e-7)?,
+            initial_accumulator: non_negative(ctx, f, "initial_accumulator", 0.1)?,
+            epsilon: positive(ctx, f, "epsilon", 1e-7)?,
         },
         "adam" => OptimizerKind::Adam {
-            beta1: unit(ctx, "beta1", 0.9)?,
-            beta2: unit(ctx, "beta2", 0.999)?,
-            epsilon: positive(ctx, "epsilon", 1e-7)?,
-            amsgrad: flag(ctx, "amsgrad")?,
+            beta1: unit(ctx, f, "beta1", 0.9)?,
+            beta2: unit(ctx, f, "beta2", 0.999)?,
+            epsilon: positive(ctx, f, "epsilon", 1e-7)?,
+            amsgrad: flag(ctx, f, "amsgrad")?,
         },
         "sgd" => {
-            let momentum = unit(ctx, "momentum", 0.0)?;
-            let nesterov = flag(ctx, "nesterov")?;
+            let momentum = unit(ctx, f, "momentum", 0.0)?;
+            let nesterov = flag(ctx, f, "nesterov")?;
             if nesterov && momentum == 0.0 {
                 out_of_range(ctx, "nesterov", "needs a `momentum` above 0".into(), f.span("nesterov")?);
                 return None;
@@ -170,10 +159,10 @@ fn one(ctx: &mut Ctx, decl: Option<&Decl>, scope: Scope, model: ModelKind, linea
             OptimizerKind::Sgd { momentum, nesterov }
         }
         "rmsprop" => OptimizerKind::Rmsprop {
-            rho: unit(ctx, "rho", 0.9)?,
-            momentum: unit(ctx, "momentum", 0.0)?,
-            epsilon: positive(ctx, "epsilon", 1e-7)?,
-            centered: flag(ctx, "centered")?,
+            rho: unit(ctx, f, "rho", 0.9)?,
+            momentum: unit(ctx, f, "momentum", 0.0)?,
+            epsilon: positive(ctx, f, "epsilon", 1e-7)?,
+            centered: flag(ctx, f, "centered")?,
         },
         _ => {
             let learning_rate_power = if f.has("learning_rate_power") {
@@ -183,27 +172,47 @@ fn one(ctx: &mut Ctx, decl: Option<&Decl>, scope: Scope, model: ModelKind, linea
             };
             OptimizerKind::Ftrl {
                 learning_rate_power,
-                initial_accumulator: positive(ctx, "initial_accumulator", 0.1)?,
-                l1: non_negative(ctx, "l1", 0.0)?,
-                l2: non_negative(ctx, "l2", 0.0)?,
-                l2_shrinkage: non_negative(ctx, "l2_shrinkage", 0.0)?,
-                beta: non_negative(ctx, "beta", 0.0)?,
+                initial_accumulator: positive(ctx, f, "initial_accumulator", 0.1)?,
+                l1: non_negative(ctx, f, "l1", 0.0)?,
+                l2: non_negative(ctx, f, "l2", 0.0)?,
+                l2_shrinkage: non_negative(ctx, f, "l2_shrinkage", 0.0)?,
+                beta: non_negative(ctx, f, "beta", 0.0)?,
             }
         }
-    };
-    let decay = if f.has("decay") { Some(decay(ctx, &f)?) } else { None };
-    let learning_rate = match &decay {
-        Some(Decay::Piecewise { values, .. }) => {
-            if f.conflict(ctx, "learning_rate", "decay") {
-                return None;
-            }
-            values[0]
-        }
-        _ => positive(ctx, "learning_rate", default_rate)?,
-    };
-    let clip_norm = if f.has("clip_norm") { Some(positive(ctx, "clip_norm", 0.0)?) } else { None };
-    let weight_decay = non_negative(ctx, "weight_decay", 0.0)?;
-    Some(Optimizer { scope, kind: optimizer_kind, learning_rate, decay, clip_norm, weight_decay })
+    })
+}
+
+/// `key` if set, above 0; else `default`.
+fn positive(ctx: &mut Ctx, f: &Fields, key: &str, default: f64) -> Option<f64> {
+    if !f.has(key) {
+        return Some(default);
+    }
+    f.float_where(ctx, key, |x| x > 0.0, "must be greater than 0").map(|v| v.node)
+}
+
+/// `key` if set, at least 0; else `default`.
+fn non_negative(ctx: &mut Ctx, f: &Fields, key: &str, default: f64) -> Option<f64> {
+    if !f.has(key) {
+        return Some(default);
+    }
+    f.float_where(ctx, key, |x| x >= 0.0, "must be at least 0").map(|v| v.node)
+}
+
+/// `key` if set, in `[0, 1)`; else `default`.
+fn unit(ctx: &mut Ctx, f: &Fields, key: &str, default: f64) -> Option<f64> {
+    if !f.has(key) {
+        return Some(default);
+    }
+    f.float_where(ctx, key, |x| (0.0..1.0).contains(&x), "must be at least 0 and below 1").map(|v| v.node)
+}
+
+/// `key` if set; else false.
+fn flag(ctx: &mut Ctx, f: &Fields, key: &str) -> Option<bool> {
+    if f.has(key) {
+        f.bool(ctx, key)
+    } else {
+        Some(false)
+    }
 }
 
 fn decay_keys(kind: &str) -> &'static [&'static str] {
