@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::console::Console;
-use crate::train::{self, Metrics, RunOptions, Start, TrainError};
+use crate::train::{self, RunOptions, Start, TrainError};
 use est::cli::args::{EvaluateArgs, PredictArgs, PredictFormat, TrainArgs, WatchArgs};
 use est::cli::guard::{self, Allow};
 use est::cli::{exit, front, Training};
@@ -145,20 +145,12 @@ fn evaluate_command(args: &EvaluateArgs, color: bool) -> i32 {
                 object.insert("global_step".into(), serde_json::json!(metrics.global_step));
                 println!("{}", serde_json::Value::Object(object));
             } else {
-                println!("{}", metrics_line(&metrics));
+                println!("{metrics}");
             }
             exit::OK
         }
         Err(e) => fail(&e),
     }
-}
-
-/// `accuracy = 0.9667, average_loss = 0.0812, global_step = 1000, loss = 0.0812`, as TF logged.
-pub fn metrics_line(metrics: &Metrics) -> String {
-    let mut parts: Vec<String> = metrics.values.iter().map(|(k, v)| format!("{k} = {}", *v as f32)).collect();
-    parts.push(format!("global_step = {}", metrics.global_step));
-    parts.sort();
-    parts.join(", ")
 }
 
 fn predict_command(args: &PredictArgs, color: bool) -> i32 {

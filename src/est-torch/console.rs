@@ -8,8 +8,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::train::{Metrics, Progress};
 use est::checkpoint::Entry;
 
-use crate::cli::metrics_line;
-
 /// Progress on stderr, or lines on stdout in watch mode.
 pub struct Console {
     bar: Option<ProgressBar>,
@@ -100,7 +98,7 @@ impl Progress for Console {
     }
 
     fn evaluated(&mut self, metrics: &Metrics) {
-        self.line(&format!("eval: {}", metrics_line(metrics)));
+        self.line(&format!("eval: {}", metrics));
     }
 
     fn note(&mut self, text: &str) {

@@ -29,6 +29,16 @@ pub struct Metrics {
     pub warnings: Vec<String>,
 }
 
+/// `accuracy = 0.9667, average_loss = 0.0812, global_step = 1000, loss = 0.0812`, as TF logged.
+impl std::fmt::Display for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = self.values.iter().map(|(k, v)| format!("{k} = {}", *v as f32)).collect();
+        parts.push(format!("global_step = {}", self.global_step));
+        parts.sort();
+        f.write_str(&parts.join(", "))
+    }
+}
+
 /// Restores the latest checkpoint and evaluates it on `data` (default: the pipeline's eval file).
 pub fn run(plan: &Plan, opts: &RunOptions, data_path: Option<&Utf8Path>) -> Result<Metrics, TrainError> {
     let path = data_path.or(plan.data.eval.as_deref()).ok_or(TrainError::NoEvalData)?;

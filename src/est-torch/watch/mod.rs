@@ -24,7 +24,6 @@ use est::watch::classify::data_files;
 use est::watch::files::FileWatcher;
 use est::{Compiled, Source};
 
-use crate::cli::metrics_line;
 use crate::console::Console;
 use crate::train::{self, RunOptions, Start, Summary, TrainError};
 use decide::{decide, place, Decision, Folders, Reloaded, Situation};
@@ -148,7 +147,7 @@ impl Watch {
             if plan.data.eval.is_some() {
                 let opts = RunOptions { model_dir: Some(summary.model_dir.clone()), ..RunOptions::default() };
                 match train::evaluate::run(plan, &opts, None) {
-                    Ok(m) => parts.push(metrics_line(&m)),
+                    Ok(m) => parts.push(m.to_string()),
                     Err(e) => parts.push(format!("no evaluation ({e})")),
                 }
             }
@@ -224,7 +223,7 @@ impl Watch {
         let opts = RunOptions { model_dir: Some(dir.clone()), ..RunOptions::default() };
         for path in paths {
             match train::evaluate::run(plan, &opts, Some(path)) {
-                Ok(m) => say(&format!("evaluated on {}: {}", guard::display(path), metrics_line(&m))),
+                Ok(m) => say(&format!("evaluated on {}: {}", guard::display(path), m.to_string())),
                 Err(e) => say(&format!("cannot evaluate on {}: {e}", guard::display(path))),
             }
         }

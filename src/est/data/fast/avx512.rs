@@ -3,9 +3,9 @@
 //! on all eight at once; and a block's lines counted 64 bytes at a time. The token `Avx512`
 //! exists only on a processor that has it, which makes its methods safe.
 
+use super::kernel::Lines;
 #[cfg(target_arch = "x86_64")]
 use super::number::NEG_POW10;
-use super::rows::{Piece, Row};
 
 /// Proof that the processor has the AVX-512 subsets the functions here use, and SSE4.1: only
 /// `detect` makes one.
@@ -47,8 +47,15 @@ impl Avx512 {
         match self.0 {}
     }
 
-    /// `Row::rows` compiled for AVX-512, so that `eight` inlines into it.
-    pub fn rows(self, row: &Row, buffer: &[u8], pos: usize, lines: usize, piece: &mut Piece) -> Option<usize> {
+    /// `Lines::rows` compiled for AVX-512, so that `eight` inlines into it.
+    pub fn rows<L: Lines>(
+        self,
+        row: &L,
+        buffer: &[u8],
+        pos: usize,
+        lines: usize,
+        piece: &mut L::Piece<'_>,
+    ) -> Option<usize> {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the token says the processor has every feature `rows_avx512` is compiled for.
         return unsafe { rows_avx512(row, buffer, pos, lines, piece) };
@@ -77,7 +84,7 @@ impl Avx512 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.1,popcnt,avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512bitalg")]
-fn rows_avx512(row: &Row, buffer: &[u8], pos: usize, lines: usize, piece: &mut Piece) -> Option<usize> {
+fn rows_avx512<L: Lines>(row: &L, buffer: &[u8], pos: usize, lines: usize, piece: &mut L::Piece<'_>) -> Option<usize> {
     row.rows(buffer, pos, lines, piece)
 }
 

@@ -10,6 +10,7 @@
 mod alloc;
 mod avx512;
 mod blocks;
+mod kernel;
 mod number;
 mod rows;
 mod sse2;

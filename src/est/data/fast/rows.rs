@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use super::avx512::Avx512;
+use super::kernel::Lines;
 use super::number::parse_f32;
 use super::sse41::Sse41;
 use super::Isa;
@@ -255,6 +256,15 @@ impl<'a, 'p> Row<'a, 'p> {
             return sse.number(buffer, start, end);
         }
         parse_f32(buffer.get(start..end)?)
+    }
+}
+
+impl Lines for Row<'_, '_> {
+    type Piece<'o> = Piece<'o>;
+
+    #[inline(always)]
+    fn rows(&self, buffer: &[u8], pos: usize, lines: usize, piece: &mut Piece<'_>) -> Option<usize> {
+        Row::rows(self, buffer, pos, lines, piece)
     }
 }
 

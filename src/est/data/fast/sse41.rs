@@ -1,9 +1,9 @@
 //! Plain decimals read sixteen bytes at a time with SSE4.1, where the processor has it. The
 //! token `Sse41` exists only on a processor that has it, which makes its methods safe.
 
+use super::kernel::Lines;
 #[cfg(target_arch = "x86_64")]
 use super::number::NEG_POW10;
-use super::rows::{Piece, Row};
 
 /// Proof that the processor has SSE4.1 and POPCNT: only `detect` makes one.
 #[derive(Clone, Copy, Debug)]
@@ -41,8 +41,15 @@ impl Sse41 {
         match self.0 {}
     }
 
-    /// `Row::rows` compiled for SSE4.1, so that `number` inlines into it.
-    pub fn rows(self, row: &Row, buffer: &[u8], pos: usize, lines: usize, piece: &mut Piece) -> Option<usize> {
+    /// `Lines::rows` compiled for SSE4.1, so that `number` inlines into it.
+    pub fn rows<L: Lines>(
+        self,
+        row: &L,
+        buffer: &[u8],
+        pos: usize,
+        lines: usize,
+        piece: &mut L::Piece<'_>,
+    ) -> Option<usize> {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the token says the processor has SSE4.1 and POPCNT.
         return unsafe { rows_sse(row, buffer, pos, lines, piece) };
@@ -53,7 +60,7 @@ impl Sse41 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.1,popcnt")]
-fn rows_sse(row: &Row, buffer: &[u8], pos: usize, lines: usize, piece: &mut Piece) -> Option<usize> {
+fn rows_sse<L: Lines>(row: &L, buffer: &[u8], pos: usize, lines: usize, piece: &mut L::Piece<'_>) -> Option<usize> {
     row.rows(buffer, pos, lines, piece)
 }
 
