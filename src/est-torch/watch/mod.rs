@@ -223,7 +223,7 @@ impl Watch {
         let opts = RunOptions { model_dir: Some(dir.clone()), ..RunOptions::default() };
         for path in paths {
             match train::evaluate::run(plan, &opts, Some(path)) {
-                Ok(m) => say(&format!("evaluated on {}: {}", guard::display(path), m.to_string())),
+                Ok(m) => say(&format!("evaluated on {}: {}", guard::display(path), m)),
                 Err(e) => say(&format!("cannot evaluate on {}: {e}", guard::display(path))),
             }
         }
