@@ -6,7 +6,10 @@ fn main() {
     println!("cargo:rerun-if-changed=lower/blob.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     // torch-sys (`links = "tch"`) exports its library folder to crates that depend on it directly.
-    let lib = std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys tells where libtorch is");
+    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        println!("cargo::error=torch-sys did not say where libtorch is; source scripts/libtorch-env first");
+        return;
+    };
     // Every target: the library's own unit tests call libtorch too.
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     // The linker drops libtorch_cuda as unneeded (nothing names its symbols), which leaves CUDA
