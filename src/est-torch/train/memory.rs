@@ -5,13 +5,48 @@
 
 use tch::{Device, Kind, Tensor};
 
-/// Whether `t` is a contiguous CPU tensor of `kind`, so its `numel()` elements lie in order at
-/// its data pointer.
-fn plain(t: &Tensor, kind: Kind) -> bool {
-    t.device() == Device::Cpu && t.kind() == kind && t.is_contiguous()
+/// Element types a tensor's memory is read as.
+///
+/// # Safety
+/// `KIND` is libtorch's kind of exactly this type, and every bit pattern is a value of it.
+pub unsafe trait Element: Copy {
+    /// libtorch's kind for it.
+    const KIND: Kind;
 }
 
-/// The elements of a contiguous float CPU tensor, to write; `None` for any other tensor.
+// SAFETY: libtorch's Float is an IEEE f32; every bit pattern is an f32.
+unsafe impl Element for f32 {
+    const KIND: Kind = Kind::Float;
+}
+
+// SAFETY: libtorch's Int64 is a two's-complement i64; every bit pattern is an i64.
+unsafe impl Element for i64 {
+    const KIND: Kind = Kind::Int64;
+}
+
+/// The `numel()` elements of `t` when it is a contiguous CPU tensor of `T`'s kind, in order at
+/// its data pointer.
+fn plain<T: Element>(t: &Tensor) -> Option<(*mut T, usize)> {
+    let fits = t.device() == Device::Cpu && t.kind() == T::KIND && t.is_contiguous();
+    fits.then(|| (t.data_ptr().cast::<T>(), t.numel()))
+}
+
+/// The elements of a contiguous CPU tensor of `T`'s kind, to read; `None` for any other tensor.
+///
+/// # Safety
+/// Nothing may write `t`'s memory while the slice lives.
+pub unsafe fn slice<T: Element>(t: &Tensor) -> Option<&[T]> {
+    let (data, n) = plain::<T>(t)?;
+    if n == 0 {
+        return Some(&[]);
+    }
+    // SAFETY: `plain` says the `n` elements lie in order at `data`, and `Element` that any bits
+    // are a value; the caller promises there is no writer.
+    Some(unsafe { std::slice::from_raw_parts(data, n) })
+}
+
+/// The elements of a contiguous CPU tensor of `T`'s kind, to write; `None` for any other
+/// tensor.
 ///
 /// # Safety
 /// Nothing else may read or write `t`'s memory while the slice lives: no other slice of it, no
@@ -19,44 +54,11 @@ fn plain(t: &Tensor, kind: Kind) -> bool {
 // The tensor is a handle to memory libtorch owns, not the memory: the caller's promise, not the
 // borrow, is what makes the slice the only access.
 #[allow(clippy::mut_from_ref)]
-pub unsafe fn floats_mut(t: &Tensor) -> Option<&mut [f32]> {
-    if !plain(t, Kind::Float) {
-        return None;
-    }
-    if t.numel() == 0 {
+pub unsafe fn slice_mut<T: Element>(t: &Tensor) -> Option<&mut [T]> {
+    let (data, n) = plain::<T>(t)?;
+    if n == 0 {
         return Some(&mut []);
     }
-    // SAFETY: `plain` says the `numel()` floats lie in order at the data pointer; the caller
-    // promises this is the only access to them while the slice lives.
-    Some(unsafe { std::slice::from_raw_parts_mut(t.data_ptr().cast::<f32>(), t.numel()) })
-}
-
-/// The elements of a contiguous float CPU tensor, to read; `None` for any other tensor.
-///
-/// # Safety
-/// Nothing may write `t`'s memory while the slice lives.
-pub unsafe fn floats(t: &Tensor) -> Option<&[f32]> {
-    if !plain(t, Kind::Float) {
-        return None;
-    }
-    if t.numel() == 0 {
-        return Some(&[]);
-    }
-    // SAFETY: as in `floats_mut`; the caller promises there is no writer.
-    Some(unsafe { std::slice::from_raw_parts(t.data_ptr().cast::<f32>(), t.numel()) })
-}
-
-/// The elements of a contiguous int64 CPU tensor, to read; `None` for any other tensor.
-///
-/// # Safety
-/// Nothing may write `t`'s memory while the slice lives.
-pub unsafe fn longs(t: &Tensor) -> Option<&[i64]> {
-    if !plain(t, Kind::Int64) {
-        return None;
-    }
-    if t.numel() == 0 {
-        return Some(&[]);
-    }
-    // SAFETY: as in `floats_mut`, for 8-byte elements; the caller promises there is no writer.
-    Some(unsafe { std::slice::from_raw_parts(t.data_ptr().cast::<i64>(), t.numel()) })
+    // SAFETY: as in `slice`; the caller promises this is the only access while it lives.
+    Some(unsafe { std::slice::from_raw_parts_mut(data, n) })
 }

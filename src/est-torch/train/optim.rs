@@ -6,7 +6,7 @@ use tch::{Kind, Tensor};
 
 use est::pipeline::{Optimizer, OptimizerKind, Scope};
 
-use super::memory::{floats, floats_mut};
+use super::memory::{slice, slice_mut};
 use crate::lower::Done;
 
 /// One optimizer over the model parameters of its scope.
@@ -187,7 +187,11 @@ impl OptimizerState {
         // (autograd's or the written-out step's) alias neither; nothing else reads or writes
         // any of them while these slices live.
         let (p, a, g) = unsafe {
-            (floats_mut(flat), floats_mut(acc), parts.iter().map(|part| floats(part)).collect::<Option<Vec<_>>>())
+            (
+                slice_mut::<f32>(flat),
+                slice_mut::<f32>(acc),
+                parts.iter().map(|part| slice::<f32>(part)).collect::<Option<Vec<_>>>(),
+            )
         };
         let (p, a, g) = (p?, a?, g?);
         if a.len() != p.len() || g.iter().map(|g| g.len()).sum::<usize>() != p.len() {

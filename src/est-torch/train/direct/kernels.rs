@@ -7,7 +7,7 @@ use tch::Tensor;
 
 use super::{buffer, values, Embedding, StepError};
 use crate::lower::Done;
-use crate::train::memory::{floats, longs};
+use crate::train::memory::slice;
 use crate::train::TrainError;
 
 /// The gradient of an embedding's table: each row's gradient at the input layer, weighted as
@@ -25,7 +25,7 @@ pub(super) fn embedding_grad(e: &Embedding, input_grad: &Tensor, ids: &Tensor) -
     // its own into the gradient buffer, distinct from both.
     let (ids, input_grad, grad) = unsafe {
         (
-            longs(ids).filter(|ids| ids.len() == (n * k) as usize).ok_or_else(layout)?,
+            slice::<i64>(ids).filter(|ids| ids.len() == (n * k) as usize).ok_or_else(layout)?,
             values(input_grad)?,
             buffer(&e.grad)?,
         )
@@ -182,10 +182,10 @@ fn sigmoid(z: f32) -> f32 {
 
 fn int_labels(labels: &Tensor, n: usize) -> Result<&[i64], StepError> {
     // SAFETY: a batch's labels, which nothing writes during the step.
-    unsafe { longs(labels) }.filter(|l| l.len() == n).ok_or(StepError::ClassLabels)
+    unsafe { slice(labels) }.filter(|l| l.len() == n).ok_or(StepError::ClassLabels)
 }
 
 fn float_labels(labels: &Tensor, n: usize) -> Result<&[f32], StepError> {
     // SAFETY: a batch's labels, which nothing writes during the step.
-    unsafe { floats(labels) }.filter(|l| l.len() == n).ok_or(StepError::ValueLabels)
+    unsafe { slice(labels) }.filter(|l| l.len() == n).ok_or(StepError::ValueLabels)
 }

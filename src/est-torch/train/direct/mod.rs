@@ -13,7 +13,7 @@ use est::pipeline::Activation;
 use est::plan::HeadKind;
 use tch::{Device, Kind, Tensor};
 
-use super::memory::{floats, floats_mut};
+use super::memory::{slice, slice_mut};
 use super::TrainError;
 use crate::lower::{Done, InputEmbedding, Inputs, Model};
 use dnn::Dnn;
@@ -75,20 +75,20 @@ pub enum StepError {
 /// `t`'s floats, to write, or the error that says it has another layout.
 ///
 /// # Safety
-/// As `memory::floats_mut`: nothing else touches `t`'s memory while the slice lives.
+/// As `memory::slice_mut`: nothing else touches `t`'s memory while the slice lives.
 #[allow(clippy::mut_from_ref)]
 unsafe fn buffer(t: &Tensor) -> Result<&mut [f32], StepError> {
     // SAFETY: the caller's promise.
-    unsafe { floats_mut(t) }.ok_or(StepError::Layout)
+    unsafe { slice_mut(t) }.ok_or(StepError::Layout)
 }
 
 /// `t`'s floats, to read, or the error that says it has another layout.
 ///
 /// # Safety
-/// As `memory::floats`: nothing writes `t`'s memory while the slice lives.
+/// As `memory::slice`: nothing writes `t`'s memory while the slice lives.
 unsafe fn values(t: &Tensor) -> Result<&[f32], StepError> {
     // SAFETY: the caller's promise.
-    unsafe { floats(t) }.ok_or(StepError::Layout)
+    unsafe { slice(t) }.ok_or(StepError::Layout)
 }
 
 /// Weights looked up by id and combined, and the view of their gradient.
