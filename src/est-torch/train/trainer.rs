@@ -76,7 +76,8 @@ pub struct Trainer<'a> {
 
 impl<'a> Trainer<'a> {
     /// Reads the data, restores or builds the model as `opts.start` says, opens the event file
-    /// and writes the starting checkpoint when model_dir does not already hold it.
+    /// and writes the starting checkpoint when model_dir does not already hold it. The caller
+    /// holds `store`'s lock (`run` takes it).
     pub fn new(
         plan: &'a Plan,
         opts: &'a RunOptions,
