@@ -145,3 +145,26 @@ fn plans_from_before_a_new_setting_still_read() {
     let back: est::plan::Plan = serde_json::from_value(json).unwrap();
     assert_eq!(back, plan);
 }
+
+/// The `est` crate alone is a working `est`: a training command says what to build.
+#[test]
+fn training_without_est_torch_says_what_to_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let alone = dir.path().join("est");
+    std::fs::copy(env!("CARGO_BIN_EXE_est"), &alone).unwrap();
+    let models = dir.path().join("models");
+    let out = Command::new(&alone)
+        .args(["train", "pipelines/iris.est", "--model-dir", models.to_str().unwrap()])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: training needs `{}`, which is not there: only the `est` crate was built (`cargo build -p est`); \
+             build both with `scripts/demo` or `cargo build --release`\n",
+            dir.path().join("est-torch").display()
+        )
+    );
+}

@@ -252,8 +252,8 @@ fn delegate() -> i32 {
     };
     if !torch.exists() {
         eprintln!(
-            "error: training needs `{}`, which is not there: this est was built without libtorch \
-             (`--no-default-features`); build it with `scripts/demo` or `cargo build --release`",
+            "error: training needs `{}`, which is not there: only the `est` crate was built \
+             (`cargo build -p est`); build both with `scripts/demo` or `cargo build --release`",
             torch.display()
         );
         return exit::FAILED;
