@@ -209,7 +209,7 @@ mod tests {
     }
 
     fn iris() -> String {
-        std::fs::read_to_string(root().join("pipelines/iris.est")).unwrap()
+        std::fs::read_to_string(root().join("pipelines/iris.est")).unwrap_or_else(|e| panic!("pipelines/iris.est: {e}"))
     }
 
     fn reload(text: &str) -> Reloaded {
@@ -218,6 +218,11 @@ mod tests {
             Ok(compiled) => Ok((compiled, source)),
             Err(d) => Err(est::render::render(&d, "iris.est", text, false)),
         }
+    }
+
+    /// The plan of `text`, or the test fails with its rendered errors.
+    fn plan(text: &str) -> Plan {
+        reload(text).unwrap_or_else(|rendered| panic!("{rendered}")).0.plan
     }
 
     /// Folders as a test says they are: which hold another model, which hold checkpoints.
@@ -244,7 +249,7 @@ mod tests {
 
     impl Case {
         fn new() -> Case {
-            let plan = reload(&iris()).unwrap().0.plan;
+            let plan = plan(&iris());
             Case { file: plan.source.clone(), home: plan.checkpoint.model_dir.clone(), plan }
         }
 
@@ -295,7 +300,7 @@ mod tests {
     fn a_model_edit_moves_to_a_fresh_sibling_and_leaves_the_old_folder() {
         let case = Case::new();
         let text = iris().replace("[10, 10]", "[20, 20]");
-        let new_plan = reload(&text).unwrap().0.plan;
+        let new_plan = plan(&text);
         let sibling = sibling(&case.home, &new_plan);
         // The home folder holds the old model, so the new one goes beside it.
         let folders = Fake { foreign: [case.home.clone()].into(), ..Fake::default() };
@@ -304,7 +309,7 @@ mod tests {
         assert_eq!(d.last_change.as_deref(), Some("model.hidden_units changed"));
         assert_eq!(d.model_dir.as_ref(), Some(&sibling));
         assert_eq!(d.start, Some(Start::Resume));
-        let action = d.report.unwrap();
+        let action = d.report.unwrap_or_default();
         assert!(action.starts_with("training a fresh model in ") && action.ends_with("stays as it is"), "{action}");
         let fp = &new_plan.fingerprint;
         assert_eq!(sibling, case.home.with_file_name(format!("iris-{}{}", fp.model, &fp.optimizer[..8])));
@@ -316,7 +321,7 @@ mod tests {
         let folders = Fake { foreign: [case.home.clone()].into(), ..Fake::default() };
         let d = case.edit(&case.situation(OnIncompatible::WarmStart, true), "[10, 10]", "[20, 20]", &folders);
         assert_eq!(d.start, Some(Start::WarmStartFrom(case.home.clone())));
-        assert!(d.report.unwrap().contains("warm-started from"));
+        assert!(d.report.unwrap_or_default().contains("warm-started from"));
     }
 
     #[test]
@@ -334,7 +339,7 @@ mod tests {
         let case = Case::new();
         // Training moved to a sibling; the edit back finds the home folder fitting and full.
         let text = iris().replace("[10, 10]", "[20, 20]");
-        let moved = reload(&text).unwrap().0.plan;
+        let moved = plan(&text);
         let sibling_dir = sibling(&case.home, &moved);
         let folders = Fake { full: [case.home.clone()].into(), ..Fake::default() };
         let s = Situation {
@@ -346,7 +351,7 @@ mod tests {
         let d = decide(&s, std::slice::from_ref(&case.file), Some(&reloaded), &folders);
         assert_eq!(d.model_dir.as_ref(), Some(&case.home));
         assert_eq!(d.start, Some(Start::Resume), "a folder with checkpoints resumes, even under warm-start");
-        assert!(d.report.unwrap().starts_with("resuming the matching checkpoints in "));
+        assert!(d.report.unwrap_or_default().starts_with("resuming the matching checkpoints in "));
     }
 
     #[test]
@@ -359,7 +364,7 @@ mod tests {
                 "hiden_units",
                 &Fake::default(),
             );
-            assert!(d.errors.unwrap().contains("unknown key `hiden_units`"));
+            assert!(d.errors.unwrap_or_default().contains("unknown key `hiden_units`"));
             let state = if running { "the current run goes on" } else { "training waits" };
             assert_eq!(d.say, vec![format!("`iris.est` has errors; {state} until a save fixes them")]);
             assert!(!d.stop && !d.adopt && d.start.is_none());
@@ -393,7 +398,7 @@ mod tests {
             assert!(d.stop);
             assert_eq!(d.evaluate, vec![eval.clone()]);
             assert_eq!(d.start.is_some(), restarts, "running {running}, idle {idle}");
-            assert!(d.last_change.unwrap().ends_with(" edited"));
+            assert!(d.last_change.unwrap_or_default().ends_with(" edited"));
         }
     }
 
