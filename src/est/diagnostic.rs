@@ -239,6 +239,13 @@ pub enum DiagnosticKind {
         /// The data file.
         file: String,
     },
+    /// A block that acts on evaluations during training, in a pipeline that makes none.
+    NeedsEvaluation {
+        /// The block.
+        block: &'static str,
+        /// What the pipeline lacks, as the end of a sentence.
+        missing: &'static str,
+    },
     /// A label the data file's header does not have.
     LabelNotInData {
         /// The label.
@@ -339,6 +346,9 @@ impl Diagnostic {
             LabelNotInData { label, file } => {
                 format!("label column `{label}` is not in the header of `{file}`")
             }
+            NeedsEvaluation { block, missing } => {
+                format!("`{block}` needs evaluations during training, but {missing}")
+            }
         }
     }
 
@@ -376,6 +386,7 @@ impl Diagnostic {
             MissingDataFile { .. } => "no such file".into(),
             UnreadableDataFile { .. } => "unreadable".into(),
             UnknownDataColumn { .. } | LabelNotInData { .. } => "not a column of the data".into(),
+            NeedsEvaluation { .. } => "nothing to watch".into(),
         }
     }
 

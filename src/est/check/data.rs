@@ -8,8 +8,19 @@ use crate::pipeline::{BadRows, DataSpec};
 use crate::span::Span;
 use crate::spec::{Decl, ValueKind};
 
-const KEYS: [&str; 10] =
-    ["train", "eval", "predict", "label", "label_vocabulary", "missing", "delimiter", "header", "columns", "bad_rows"];
+const KEYS: [&str; 11] = [
+    "train",
+    "eval",
+    "predict",
+    "label",
+    "label_vocabulary",
+    "weight",
+    "missing",
+    "delimiter",
+    "header",
+    "columns",
+    "bad_rows",
+];
 
 /// The checked block, plus what the checker learnt from the files' headers.
 pub struct CheckedData {
@@ -32,6 +43,12 @@ pub fn check(ctx: &mut Ctx, decl: &Decl, base_dir: &Utf8Path) -> Option<CheckedD
     let eval = path(ctx, "eval");
     let predict = path(ctx, "predict");
     let label = f.name(ctx, "label");
+    let weight = f.name(ctx, "weight");
+    if let (Some(w), Some(l)) = (&weight, &label) {
+        if w.node == l.node {
+            super::fields::out_of_range(ctx, "weight", format!("must not be the label `{}`", l.node), w.span);
+        }
+    }
     let label_vocabulary = f
         .list(ctx, "label_vocabulary", "a string", |v| match v {
             ValueKind::Str(s) => Some(s.clone()),
@@ -111,6 +128,17 @@ pub fn check(ctx: &mut Ctx, decl: &Decl, base_dir: &Utf8Path) -> Option<CheckedD
                 );
             }
         }
+        if let (Some(weight), false) = (&weight, which == "predict") {
+            if !file_columns.contains(&weight.node) {
+                ctx.report(
+                    Diagnostic::new(
+                        DiagnosticKind::UnknownDataColumn { name: weight.node.clone(), file: path.to_string() },
+                        weight.span,
+                    )
+                    .suggesting(&weight.node, file_columns.iter().map(String::as_str)),
+                );
+            }
+        }
         files.push((path.clone(), *span, file_columns));
     }
 
@@ -119,6 +147,7 @@ pub fn check(ctx: &mut Ctx, decl: &Decl, base_dir: &Utf8Path) -> Option<CheckedD
         eval: eval.map(|e| e.0),
         predict: predict.map(|p| p.0),
         label: label?.node,
+        weight: if f.has("weight") { Some(weight?.node) } else { None },
         label_vocabulary: if f.has("label_vocabulary") { Some(label_vocabulary?) } else { None },
         missing: missing?,
         delimiter: delimiter?,

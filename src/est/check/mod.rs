@@ -34,6 +34,8 @@ pub struct CheckedSpec {
     pub train: TrainSpec,
     /// The `eval` block.
     pub eval: EvalSpec,
+    /// The `early_stop` block, if any.
+    pub early_stop: Option<EarlyStopSpec>,
     /// The `checkpoint` block.
     pub checkpoint: CheckpointSpec,
     /// The `summaries` block.
@@ -43,7 +45,7 @@ pub struct CheckedSpec {
 }
 
 /// The blocks a pipeline may hold.
-pub const BLOCKS: [&str; 10] = [
+pub const BLOCKS: [&str; 11] = [
     "data",
     "features",
     "model",
@@ -52,6 +54,7 @@ pub const BLOCKS: [&str; 10] = [
     "linear_optimizer",
     "train",
     "eval",
+    "early_stop",
     "checkpoint",
     "summaries",
 ];
@@ -67,8 +70,11 @@ pub fn check(ast: &Ast, base_dir: &Utf8Path) -> Result<CheckedSpec, Vec<Diagnost
         Some(decl) => data::check(&mut ctx, decl, base_dir),
         None => missing_block(&mut ctx, "data", ast, &typos),
     };
+    // A baseline is a bias alone: it reads no features, so it needs no `features` block.
+    let baseline = block("model").and_then(|m| m.name.as_ref()).is_some_and(|n| n.node.starts_with("baseline_"));
     let features = match block("features") {
         Some(decl) => features::check(&mut ctx, decl, data.as_ref()),
+        None if baseline => Some(Vec::new()),
         None => missing_block(&mut ctx, "features", ast, &typos),
     };
     let model = match block("model") {
@@ -86,14 +92,24 @@ pub fn check(ast: &Ast, base_dir: &Utf8Path) -> Result<CheckedSpec, Vec<Diagnost
     });
     let train = run::check_train(&mut ctx, block("train"));
     let eval = run::check_eval(&mut ctx, block("eval"), train.as_ref().map_or(1, |t| t.batch_size));
-    let checkpoint = run::check_checkpoint(&mut ctx, block("checkpoint"), base_dir, &ast.name.node);
+    let metrics = model.as_ref().map(ModelSpec::metrics);
+    let evaluates = eval.as_ref().map(|e| (e.every.is_some(), data.as_ref().is_some_and(|d| d.spec.eval.is_some())));
+    let early_stop = run::check_early_stop(&mut ctx, block("early_stop"), evaluates, metrics);
+    let checkpoint = run::check_checkpoint(
+        &mut ctx,
+        block("checkpoint"),
+        base_dir,
+        &ast.name.node,
+        metrics,
+        early_stop.as_ref().and_then(|e| e.as_ref()),
+    );
     let summaries = run::check_summaries(&mut ctx, block("summaries"));
 
     if !ctx.diagnostics.is_empty() {
         ctx.diagnostics.sort_by_key(|d| d.span.start);
         return Err(ctx.diagnostics);
     }
-    match (data, features, model, optimizers, train, eval, checkpoint, summaries) {
+    match (data, features, model, optimizers, train, eval, early_stop, checkpoint, summaries) {
         (
             Some(data),
             Some(features),
@@ -101,6 +117,7 @@ pub fn check(ast: &Ast, base_dir: &Utf8Path) -> Result<CheckedSpec, Vec<Diagnost
             Some(optimizers),
             Some(train),
             Some(eval),
+            Some(early_stop),
             Some(checkpoint),
             Some(summaries),
         ) => Ok(CheckedSpec {
@@ -111,6 +128,7 @@ pub fn check(ast: &Ast, base_dir: &Utf8Path) -> Result<CheckedSpec, Vec<Diagnost
             optimizers,
             train,
             eval,
+            early_stop,
             checkpoint,
             summaries,
             spans: ctx.spans,

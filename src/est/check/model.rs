@@ -28,7 +28,7 @@ fn applies(key: &str, kind: ModelKind) -> bool {
     match key {
         "hidden_units" | "activation" | "dropout" | "batch_norm" => kind.has_dnn(),
         "n_classes" => kind.is_classifier(),
-        "inputs" => !kind.is_combined(),
+        "inputs" => !kind.is_combined() && !kind.is_baseline(),
         "dnn_inputs" | "linear_inputs" => kind.is_combined(),
         _ => false,
     }

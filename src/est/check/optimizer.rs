@@ -28,6 +28,8 @@ fn default_for(scope: Scope, model: ModelKind, linear_inputs: usize) -> (&'stati
         (Scope::Linear, _) => ("ftrl", (1.0 / (linear_inputs.max(1) as f64).sqrt()).min(0.005)),
         (Scope::All, true) => ("adagrad", 0.001),
         (Scope::All, false) if model.has_dnn() => ("adagrad", 0.05),
+        // BaselineClassifier and BaselineRegressor: Ftrl at 0.3.
+        (Scope::All, false) if model.is_baseline() => ("ftrl", 0.3),
         (Scope::All, false) => ("ftrl", 0.2),
     }
 }

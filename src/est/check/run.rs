@@ -98,13 +98,132 @@ pub fn check_eval(ctx: &mut Ctx, decl: Option<&Decl>, train_batch_size: usize) -
     Some(EvalSpec { every, steps, batch_size: batch_size as usize })
 }
 
+/// The `early_stop` block, if written. `evaluates` says whether the pipeline evaluates during
+/// training (`eval.every`) and has an eval file; `metrics` are the keys evaluation prints.
+pub fn check_early_stop(
+    ctx: &mut Ctx,
+    decl: Option<&Decl>,
+    evaluates: Option<(bool, bool)>,
+    metrics: Option<&[&str]>,
+) -> Option<Option<EarlyStopSpec>> {
+    let Some(decl) = decl else { return Some(None) };
+    let keys = ["metric", "mode", "patience", "min_delta", "min_steps"];
+    let f = super::block_fields(ctx, Some(decl), "early_stop", &keys);
+    let missing = match evaluates {
+        Some((false, false)) => Some("the `eval` block has no `every` and the `data` block no `eval` file"),
+        Some((false, true)) => Some("the `eval` block has no `every`"),
+        Some((true, false)) => Some("the `data` block has no `eval` file"),
+        _ => None,
+    };
+    let mut ok = true;
+    if let Some(missing) = missing {
+        ctx.report(
+            Diagnostic::new(DiagnosticKind::NeedsEvaluation { block: "early_stop", missing }, decl.kind.span)
+                .with_help("add `eval = \"...\"` to `data` and `eval { every = 100 steps }`"),
+        );
+        ok = false;
+    }
+    let metric = if f.has("metric") { metric(ctx, &f, "metric", metrics) } else { Some("average_loss".to_string()) };
+    let mode = match (&metric, f.has("mode")) {
+        (_, true) => mode(ctx, &f),
+        (Some(m), false) => Some(Mode::natural(m)),
+        (None, false) => None,
+    };
+    let patience = if f.require(ctx, "patience", "early_stop") { f.int_min(ctx, "patience", 1) } else { None };
+    let min_delta = if f.has("min_delta") {
+        f.float_where(ctx, "min_delta", |d| d >= 0.0, "must be at least 0").map(|d| d.node)
+    } else {
+        Some(0.0)
+    };
+    let min_steps = if f.has("min_steps") { step_count(ctx, &f, "min_steps") } else { Some(0) };
+    let spec = EarlyStopSpec {
+        objective: Objective { metric: metric?, mode: mode? },
+        patience: patience?.node.min(u32::MAX as i64) as u32,
+        min_delta: min_delta?,
+        min_steps: min_steps?,
+    };
+    ok.then_some(Some(spec))
+}
+
+/// `min` or `max`; `maximum`, `minimize` and the like are pointed at the word they abbreviate.
+fn mode(ctx: &mut Ctx, f: &Fields) -> Option<Mode> {
+    let value = f.value(ctx, "mode")?;
+    let word = match &value.kind {
+        ValueKind::Ident(s) | ValueKind::Str(s) => s.clone(),
+        other => {
+            let found = other.describe();
+            ctx.error(DiagnosticKind::WrongType { key: "mode".into(), expected: "`min` or `max`", found }, value.span);
+            return None;
+        }
+    };
+    match word.as_str() {
+        "min" => return Some(Mode::Min),
+        "max" => return Some(Mode::Max),
+        _ => {}
+    }
+    let diagnostic =
+        Diagnostic::new(DiagnosticKind::UnknownValue { key: "mode".into(), value: word.clone() }, value.span);
+    let lower = word.to_ascii_lowercase();
+    ctx.report(match ["min", "max"].into_iter().find(|m| lower.starts_with(m)) {
+        Some(m) => diagnostic.with_help(format!("did you mean `{m}`? `mode` is `min` or `max`")),
+        None => diagnostic.suggesting(&word, ["min", "max"]),
+    });
+    None
+}
+
+/// A metric name evaluation prints.
+fn metric(ctx: &mut Ctx, f: &Fields, key: &str, metrics: Option<&[&str]>) -> Option<String> {
+    let name = f.name(ctx, key)?;
+    let metrics = metrics?;
+    if metrics.contains(&name.node.as_str()) {
+        return Some(name.node);
+    }
+    let shown: Vec<String> = metrics.iter().map(|m| format!("`{m}`")).collect();
+    let diagnostic =
+        Diagnostic::new(DiagnosticKind::UnknownValue { key: key.to_string(), value: name.node.clone() }, name.span);
+    let diagnostic = match crate::suggestion::suggest(&name.node, metrics.iter().copied()) {
+        Some(best) => diagnostic.with_help(format!(
+            "did you mean {best}? this model's evaluation prints {}",
+            crate::diagnostic::list(&shown, "and")
+        )),
+        None => {
+            diagnostic.with_help(format!("this model's evaluation prints {}", crate::diagnostic::list(&shown, "and")))
+        }
+    };
+    ctx.report(diagnostic);
+    None
+}
+
+/// A global step: `0`, `300` or `300 steps`.
+fn step_count(ctx: &mut Ctx, f: &Fields, key: &str) -> Option<u64> {
+    let value = f.value(ctx, key)?;
+    match value.kind {
+        ValueKind::Int(n) if n >= 0 => Some(n as u64),
+        ValueKind::Steps(s) => Some(s),
+        ValueKind::Int(n) => {
+            out_of_range(ctx, key, format!("must be at least 0, found {n}"), value.span);
+            None
+        }
+        _ => {
+            ctx.error(
+                DiagnosticKind::WrongType { key: key.into(), expected: "a step count", found: value.kind.describe() },
+                value.span,
+            );
+            None
+        }
+    }
+}
+
 pub fn check_checkpoint(
     ctx: &mut Ctx,
     decl: Option<&Decl>,
     base_dir: &Utf8Path,
     pipeline: &str,
+    metrics: Option<&[&str]>,
+    early_stop: Option<&EarlyStopSpec>,
 ) -> Option<CheckpointSpec> {
-    let f = super::block_fields(ctx, decl, "checkpoint", &["model_dir", "save_every", "keep_max", "keep_every"]);
+    let keys = ["model_dir", "save_every", "keep_max", "keep_every", "keep_best", "best_by"];
+    let f = super::block_fields(ctx, decl, "checkpoint", &keys);
     let model_dir = match f.string(ctx, "model_dir") {
         Some(dir) if dir.node.trim().is_empty() => {
             out_of_range(ctx, "model_dir", "must not be empty".into(), dir.span);
@@ -118,11 +237,23 @@ pub fn check_checkpoint(
         if f.has("save_every") { f.cadence(ctx, "save_every") } else { Some(Cadence::Seconds { seconds: 600.0 }) };
     let keep_max = int_or(ctx, &f, "keep_max", 5, 1);
     let keep_every = if f.has("keep_every") { Some(f.duration(ctx, "keep_every")?) } else { None };
+    let keep_best = int_or(ctx, &f, "keep_best", 0, 0);
+    // The early stop's metric by default, so the checkpoints kept are the ones it judged best.
+    let best_by = match (f.has("best_by"), early_stop) {
+        (true, _) => metric(ctx, &f, "best_by", metrics).map(|m| match early_stop {
+            Some(e) if e.objective.metric == m => e.objective.clone(),
+            _ => Objective { mode: Mode::natural(&m), metric: m },
+        }),
+        (false, Some(e)) => Some(e.objective.clone()),
+        (false, None) => Some(Objective::default()),
+    };
     Some(CheckpointSpec {
         model_dir: model_dir?,
         save_every: save_every?,
         keep_max: keep_max?.min(u32::MAX as i64) as u32,
         keep_every,
+        keep_best: keep_best?.min(u32::MAX as i64) as u32,
+        best_by: best_by?,
     })
 }
 

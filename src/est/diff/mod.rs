@@ -172,6 +172,9 @@ pub fn training_fields(plan: &Plan) -> Fields {
     }
     flatten("train", &json(&plan.train), &mut out, &[]);
     flatten("eval", &json(&plan.eval), &mut out, &[]);
+    if let Some(early_stop) = &plan.early_stop {
+        flatten("early_stop", &json(early_stop), &mut out, &[]);
+    }
     flatten("checkpoint", &json(&plan.checkpoint), &mut out, &[]);
     flatten("summaries", &json(&plan.summaries), &mut out, &[]);
     out

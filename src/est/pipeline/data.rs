@@ -14,6 +14,9 @@ pub struct DataSpec {
     pub predict: Option<Utf8PathBuf>,
     /// The label's column.
     pub label: String,
+    /// A numeric column weighting each example's loss (tf.estimator's `weight_column`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<String>,
     /// Class names, in class-id order; without them labels are ids.
     pub label_vocabulary: Option<Vec<String>>,
     /// Field values that mean "missing", e.g. `NA`.

@@ -13,4 +13,7 @@ pub use data::{repeated, BadRows, DataSpec};
 pub use features::{CategoricalIds, Combiner, Feature, FeatureKind, Normalize};
 pub use model::{Activation, DnnSpec, LinearSpec, ModelKind, ModelSpec};
 pub use optimizer::{Decay, Optimizer, OptimizerKind, Scope};
-pub use run::{Cadence, CheckpointSpec, Device, EvalSpec, SummariesSpec, Threads, TrainLength, TrainSpec};
+pub use run::{
+    Cadence, CheckpointSpec, Device, EarlyStopSpec, EvalSpec, Mode, Objective, SummariesSpec, Threads, TrainLength,
+    TrainSpec,
+};

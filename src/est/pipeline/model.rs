@@ -18,17 +18,23 @@ pub enum ModelKind {
     DnnLinearCombinedClassifier,
     /// `DNNLinearCombinedRegressor` (wide & deep).
     DnnLinearCombinedRegressor,
+    /// `BaselineClassifier`: logits from a bias alone, which learns the label prior.
+    BaselineClassifier,
+    /// `BaselineRegressor`: a bias alone, which learns the label mean.
+    BaselineRegressor,
 }
 
 impl ModelKind {
     /// Each kind with the word `.est` files use for it.
-    pub const ALL: [(&'static str, ModelKind); 6] = [
+    pub const ALL: [(&'static str, ModelKind); 8] = [
         ("dnn_classifier", ModelKind::DnnClassifier),
         ("dnn_regressor", ModelKind::DnnRegressor),
         ("linear_classifier", ModelKind::LinearClassifier),
         ("linear_regressor", ModelKind::LinearRegressor),
         ("dnn_linear_combined_classifier", ModelKind::DnnLinearCombinedClassifier),
         ("dnn_linear_combined_regressor", ModelKind::DnnLinearCombinedRegressor),
+        ("baseline_classifier", ModelKind::BaselineClassifier),
+        ("baseline_regressor", ModelKind::BaselineRegressor),
     ];
 
     /// The word `.est` files use.
@@ -38,17 +44,40 @@ impl ModelKind {
 
     /// Whether its head classifies.
     pub fn is_classifier(self) -> bool {
-        matches!(self, ModelKind::DnnClassifier | ModelKind::LinearClassifier | ModelKind::DnnLinearCombinedClassifier)
+        matches!(
+            self,
+            ModelKind::DnnClassifier
+                | ModelKind::LinearClassifier
+                | ModelKind::DnnLinearCombinedClassifier
+                | ModelKind::BaselineClassifier
+        )
     }
 
     /// Whether it has a DNN part.
     pub fn has_dnn(self) -> bool {
-        !matches!(self, ModelKind::LinearClassifier | ModelKind::LinearRegressor)
+        matches!(
+            self,
+            ModelKind::DnnClassifier
+                | ModelKind::DnnRegressor
+                | ModelKind::DnnLinearCombinedClassifier
+                | ModelKind::DnnLinearCombinedRegressor
+        )
     }
 
     /// Whether it has a linear part.
     pub fn has_linear(self) -> bool {
-        !matches!(self, ModelKind::DnnClassifier | ModelKind::DnnRegressor)
+        matches!(
+            self,
+            ModelKind::LinearClassifier
+                | ModelKind::LinearRegressor
+                | ModelKind::DnnLinearCombinedClassifier
+                | ModelKind::DnnLinearCombinedRegressor
+        )
+    }
+
+    /// Whether it is a bias alone, reading no features.
+    pub fn is_baseline(self) -> bool {
+        matches!(self, ModelKind::BaselineClassifier | ModelKind::BaselineRegressor)
     }
 
     /// Whether it has both (wide & deep).
@@ -68,6 +97,27 @@ pub struct ModelSpec {
     pub dnn: Option<DnnSpec>,
     /// The linear part, for models that have one.
     pub linear: Option<LinearSpec>,
+}
+
+impl ModelSpec {
+    /// The keys `est evaluate` prints for this model, in the order it prints them.
+    pub fn metrics(&self) -> &'static [&'static str] {
+        match (self.kind.is_classifier(), self.n_classes) {
+            (true, Some(n)) if n > 2 => &["accuracy", "average_loss", "loss"],
+            (true, _) => &[
+                "accuracy",
+                "accuracy_baseline",
+                "auc",
+                "average_loss",
+                "label/mean",
+                "loss",
+                "precision",
+                "prediction/mean",
+                "recall",
+            ],
+            (false, _) => &["average_loss", "label/mean", "loss", "prediction/mean"],
+        }
+    }
 }
 
 /// A DNN part's settings.

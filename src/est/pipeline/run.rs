@@ -167,6 +167,80 @@ pub struct CheckpointSpec {
     pub keep_max: u32,
     /// Keep one checkpoint per this many seconds forever, on top of `keep_max`.
     pub keep_every: Option<f64>,
+    /// Also keep this many of the best checkpoints by `best_by`, whatever `keep_max` says.
+    #[serde(default)]
+    pub keep_best: u32,
+    /// What "best" means for `keep_best` and `--checkpoint best`.
+    #[serde(default)]
+    pub best_by: Objective,
+}
+
+/// A metric and the direction in which it improves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    /// A key `est evaluate` prints.
+    pub metric: String,
+    /// Whether smaller or larger is better.
+    pub mode: Mode,
+}
+
+impl Default for Objective {
+    fn default() -> Self {
+        Objective { metric: "average_loss".into(), mode: Mode::Min }
+    }
+}
+
+impl Objective {
+    /// Whether `value` beats `best` by more than `min_delta`.
+    pub fn improves(&self, value: f64, best: f64, min_delta: f64) -> bool {
+        match self.mode {
+            Mode::Min => value < best - min_delta,
+            Mode::Max => value > best + min_delta,
+        }
+    }
+
+    /// `value` turned so that smaller is better, for sorting.
+    pub fn cost(&self, value: f64) -> f64 {
+        match self.mode {
+            Mode::Min => value,
+            Mode::Max => -value,
+        }
+    }
+}
+
+/// Which way a metric improves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Smaller is better: losses.
+    Min,
+    /// Larger is better: accuracy, auc, precision, recall.
+    Max,
+}
+
+impl Mode {
+    /// The direction a metric improves in when the file does not say: Keras' `mode = "auto"`.
+    pub fn natural(metric: &str) -> Mode {
+        match metric {
+            "accuracy" | "auc" | "precision" | "recall" => Mode::Max,
+            _ => Mode::Min,
+        }
+    }
+}
+
+/// The `early_stop` block, checked: stop when the metric has not improved for `patience`
+/// evaluations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopSpec {
+    /// The metric watched, and which way is better.
+    #[serde(flatten)]
+    pub objective: Objective,
+    /// Evaluations without improvement before stopping.
+    pub patience: u32,
+    /// An improvement must beat the best by more than this.
+    pub min_delta: f64,
+    /// Never stop before this global step.
+    pub min_steps: u64,
 }
 
 /// The `summaries` block, checked.

@@ -33,6 +33,7 @@ pub fn plan(spec: &CheckedSpec, source: &Utf8Path) -> Plan {
         optimizers: spec.optimizers.clone(),
         train: spec.train.clone(),
         eval: spec.eval.clone(),
+        early_stop: spec.early_stop.clone(),
         checkpoint: spec.checkpoint.clone(),
         summaries: spec.summaries.clone(),
     };
@@ -138,6 +139,9 @@ fn variables(features: &[FeaturePlan], model: &ModelSpec, dnn: Option<&DnnPlan>,
         }
         push("dnn/logits/kernel".into(), vec![fan_in, logits], true, Scope::Dnn);
         push("dnn/logits/bias".into(), vec![logits], true, Scope::Dnn);
+    }
+    if model.kind.is_baseline() {
+        push("baseline/bias".into(), vec![logits], true, Scope::All);
     }
     if let Some(linear) = &model.linear {
         for input in &linear.inputs {

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 pub use build::plan;
 
 use crate::pipeline::{
-    CheckpointSpec, DataSpec, DnnSpec, EvalSpec, Feature, FeatureKind, LinearSpec, ModelKind, Optimizer, Scope,
-    SummariesSpec, TrainSpec,
+    CheckpointSpec, DataSpec, DnnSpec, EarlyStopSpec, EvalSpec, Feature, FeatureKind, LinearSpec, ModelKind, Optimizer,
+    Scope, SummariesSpec, TrainSpec,
 };
 
 /// Bumped when a plan's meaning changes incompatibly.
@@ -41,6 +41,9 @@ pub struct Plan {
     pub train: TrainSpec,
     /// The `eval` block.
     pub eval: EvalSpec,
+    /// The `early_stop` block, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStopSpec>,
     /// The `checkpoint` block, model_dir resolved.
     pub checkpoint: CheckpointSpec,
     /// The `summaries` block.
