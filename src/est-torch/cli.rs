@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::console::Console;
-use crate::train::{self, RunOptions, Start, TrainError};
+use crate::train::{self, RunOptions, Start, Summary, TrainError};
+use est::checkpoint::Choice;
 use est::cli::args::{EvaluateArgs, PredictArgs, PredictFormat, TrainArgs, WatchArgs};
 use est::cli::guard::{self, Allow};
 use est::cli::{exit, front, Training};
@@ -40,11 +41,12 @@ fn load_plan(
     file: &camino::Utf8Path,
     model_dir: Option<&camino::Utf8Path>,
     allow: Allow,
+    choice: Choice,
     color: bool,
 ) -> Result<(Plan, Option<String>), i32> {
     let (source, compiled) = front::load(file, color)?;
     let dir = guard::model_dir(&compiled, model_dir);
-    let changed = guard::check(command, &compiled, &source, &dir, allow)?;
+    let changed = guard::check(command, &compiled, &source, &dir, allow, choice)?;
     Ok((compiled.plan, changed))
 }
 
@@ -64,10 +66,11 @@ fn fail(e: &TrainError) -> i32 {
 }
 
 fn train_command(args: &TrainArgs, color: bool) -> i32 {
-    let (plan, changed) = match load_plan("train", &args.file, args.model_dir.as_deref(), args.allow(), color) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let (plan, changed) =
+        match load_plan("train", &args.file, args.model_dir.as_deref(), args.allow(), Choice::Latest, color) {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
     if let Some(changed) = changed {
         eprintln!("note: changed since the checkpoint: {changed}");
     }
@@ -100,6 +103,10 @@ fn train_command(args: &TrainArgs, color: bool) -> i32 {
     let result = train::run(&plan, &opts, &mut progress, &stop);
     progress.finish();
     match result {
+        Ok(Summary { stopped_early: Some(stopped), .. }) => {
+            println!("{stopped}");
+            exit::OK
+        }
         Ok(summary) => {
             let rate = (summary.to_step - summary.from_step) as f64 / summary.seconds.max(1e-9);
             let loss = summary.last_loss.map_or(String::new(), |l| format!(", loss {}", l as f32));
@@ -127,11 +134,12 @@ fn train_command(args: &TrainArgs, color: bool) -> i32 {
 }
 
 fn evaluate_command(args: &EvaluateArgs, color: bool) -> i32 {
-    let (plan, _) = match load_plan("evaluate", &args.file, args.model_dir.as_deref(), Allow::default(), color) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let opts = RunOptions { model_dir: args.model_dir.clone(), ..RunOptions::default() };
+    let (plan, _) =
+        match load_plan("evaluate", &args.file, args.model_dir.as_deref(), Allow::default(), args.checkpoint, color) {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
+    let opts = RunOptions { model_dir: args.model_dir.clone(), checkpoint: args.checkpoint, ..RunOptions::default() };
     match train::evaluate::run(&plan, &opts, args.data.as_deref()) {
         Ok(metrics) => {
             for w in &metrics.warnings {
@@ -154,15 +162,16 @@ fn evaluate_command(args: &EvaluateArgs, color: bool) -> i32 {
 }
 
 fn predict_command(args: &PredictArgs, color: bool) -> i32 {
-    let (plan, _) = match load_plan("predict", &args.file, args.model_dir.as_deref(), Allow::default(), color) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let (plan, _) =
+        match load_plan("predict", &args.file, args.model_dir.as_deref(), Allow::default(), args.checkpoint, color) {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
     let Some(input) = args.input.clone().or_else(|| plan.data.predict.clone()) else {
         eprintln!("error: nothing to predict: pass --input CSV or set `predict` in the `data` block");
         return exit::USAGE;
     };
-    let opts = RunOptions { model_dir: args.model_dir.clone(), ..RunOptions::default() };
+    let opts = RunOptions { model_dir: args.model_dir.clone(), checkpoint: args.checkpoint, ..RunOptions::default() };
     let predictions = match train::predict::run(&plan, &opts, &input) {
         Ok((predictions, warnings)) => {
             for w in &warnings {

@@ -28,6 +28,7 @@ pub mod rng;
 mod source;
 pub mod span;
 pub mod spec;
+pub mod stopping;
 pub mod suggestion;
 pub mod watch;
 

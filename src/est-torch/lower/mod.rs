@@ -230,6 +230,11 @@ impl Model {
                 None => l,
             });
         }
+        if let (None, Some(&i)) = (&logits, self.index.get("baseline/bias")) {
+            // A baseline: the same logits, its bias, for every row.
+            let bias = &self.params[i].tensor;
+            logits = Some(bias.f_unsqueeze(0)?.f_expand([x.rows, self.head.logits as i64], false)?);
+        }
         logits.ok_or_else(|| LowerError::MissingVariable("dnn/logits/kernel".into()))
     }
 

@@ -45,8 +45,8 @@ pub fn run(plan: &Plan, opts: &RunOptions, data_path: Option<&Utf8Path>) -> Resu
     let dir = opts.model_dir(plan);
     let store = Store::new(&dir);
     let device = device(plan)?;
-    let (session, _, mut warnings) =
-        Session::restore(plan, &store, device, false)?.ok_or_else(|| TrainError::NoCheckpoint { dir: dir.clone() })?;
+    let (session, _, mut warnings) = Session::restore(plan, &store, device, false, opts.checkpoint)?
+        .ok_or_else(|| TrainError::NoCheckpoint { dir: dir.clone() })?;
     let table = data::load(plan, path, Purpose::Labelled)?;
     // After reading, as in training: libtorch's threads would take the reader's cores.
     configure_threads(plan);

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use est::checkpoint::time::{Clock, SystemClock};
-use est::checkpoint::Entry;
+use est::checkpoint::{Choice, Entry};
 use est::plan::Plan;
+use est::stopping::Stopped;
 
 use super::Metrics;
 
@@ -21,13 +22,22 @@ pub struct RunOptions {
     pub model_dir: Option<Utf8PathBuf>,
     /// What to do with the checkpoints already in model_dir.
     pub start: Start,
+    /// The checkpoint `evaluate` and `predict` read.
+    pub checkpoint: Choice,
     /// Wall-clock time for checkpoint cadence and timestamps; tests pass their own.
     pub clock: Arc<dyn Clock>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { steps: None, max_steps: None, model_dir: None, start: Start::Resume, clock: Arc::new(SystemClock) }
+        RunOptions {
+            steps: None,
+            max_steps: None,
+            model_dir: None,
+            start: Start::Resume,
+            checkpoint: Choice::Latest,
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -86,6 +96,8 @@ pub struct Summary {
     pub checkpoint: Option<Entry>,
     /// Whether it stopped because it was asked to.
     pub interrupted: bool,
+    /// Why early stopping ended it, if it did.
+    pub stopped_early: Option<Stopped>,
     /// Where it wrote.
     pub model_dir: Utf8PathBuf,
 }

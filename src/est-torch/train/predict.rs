@@ -47,7 +47,7 @@ pub fn run(plan: &Plan, opts: &RunOptions, input: &Utf8Path) -> Result<(Vec<Pred
     let store = Store::new(&dir);
     let device = device(plan)?;
     let (session, _, mut warnings) =
-        Session::restore(plan, &store, device, false)?.ok_or(TrainError::NoCheckpoint { dir })?;
+        Session::restore(plan, &store, device, false, opts.checkpoint)?.ok_or(TrainError::NoCheckpoint { dir })?;
     let table = data::load(plan, input, Purpose::Unlabelled)?;
     // After reading, as in training: libtorch's threads would take the reader's cores.
     configure_threads(plan);

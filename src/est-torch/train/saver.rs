@@ -10,9 +10,10 @@ use std::thread::JoinHandle;
 
 use camino::Utf8PathBuf;
 
-use est::checkpoint::{CheckpointError, Entry, HostTensor, Meta, Retention, Store};
+use est::checkpoint::{CheckpointError, Entry, Evaluation, HostTensor, Meta, Retention, Store};
 
-type Job = (Meta, BTreeMap<String, HostTensor>);
+/// A checkpoint to write, and its evaluation during training, which the same manifest write records.
+type Job = (Meta, BTreeMap<String, HostTensor>, Option<Evaluation>);
 
 pub struct Saver {
     dir: Utf8PathBuf,
@@ -31,8 +32,9 @@ impl Saver {
         let store = Store::new(&dir);
         let writer = std::thread::spawn(move || {
             batch_priority();
-            for (meta, tensors) in incoming {
-                if done.send(store.save(&meta, &tensors, retention, protect.as_deref())).is_err() {
+            for (meta, tensors, evaluation) in incoming {
+                let saved = store.save(&meta, &tensors, retention, protect.as_deref(), evaluation.as_ref());
+                if done.send(saved).is_err() {
                     break;
                 }
             }
@@ -42,7 +44,12 @@ impl Saver {
 
     /// Starts writing a checkpoint; returns the entries of earlier saves that have finished.
     /// Waits only when two saves are already in flight.
-    pub fn save(&mut self, meta: Meta, tensors: BTreeMap<String, HostTensor>) -> Result<Vec<Entry>, CheckpointError> {
+    pub fn save(
+        &mut self,
+        meta: Meta,
+        tensors: BTreeMap<String, HostTensor>,
+        evaluation: Option<Evaluation>,
+    ) -> Result<Vec<Entry>, CheckpointError> {
         let mut finished = Vec::new();
         while self.in_flight > 0 {
             match self.results.try_recv() {
@@ -57,7 +64,7 @@ impl Saver {
         if self.in_flight >= 2 {
             finished.push(self.next()?);
         }
-        let job = (meta, tensors);
+        let job = (meta, tensors, evaluation);
         self.jobs.as_ref().ok_or_else(|| self.stopped())?.send(job).map_err(|_| self.stopped())?;
         self.in_flight += 1;
         Ok(finished)

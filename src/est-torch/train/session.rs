@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use est::checkpoint::time::Clock;
-use est::checkpoint::{Entry, HostTensor, Meta, Store};
+use est::checkpoint::{Choice, Entry, HostTensor, Meta, Store};
 use est::data::order::DataOrder;
 use est::data::Table;
 use est::plan::Plan;
+use est::stopping::StopState;
 use tch::{Device, Kind, Tensor};
 
 use super::optim::OptimizerState;
@@ -26,6 +27,10 @@ pub struct Session {
     pub global_step: u64,
     /// Where the next batch starts in the data.
     pub data_order: DataOrder,
+    /// The global step of the last evaluation during training.
+    pub last_evaluation: Option<u64>,
+    /// Early stopping's state.
+    pub early_stop: Option<StopState>,
 }
 
 /// A restored session, the checkpoint it came from, and warnings about newer checkpoints that
@@ -40,19 +45,29 @@ impl Session {
         for (g, (config, group)) in plan.optimizers.iter().zip(&model.groups).enumerate() {
             optimizers.push(OptimizerState::new(config, vec![g], &[&group.flat])?);
         }
-        Ok(Session { model, optimizers, global_step: 0, data_order: DataOrder::default() })
+        Ok(Session {
+            model,
+            optimizers,
+            global_step: 0,
+            data_order: DataOrder::default(),
+            last_evaluation: None,
+            early_stop: None,
+        })
     }
 
-    /// The latest checkpoint in `store`, after the fingerprint guard; `None` when there is none.
-    /// Without `with_optimizer` the optimizer's state is left fresh (and may be of another kind).
+    /// The checkpoint `choice` names in `store`, after the fingerprint guard; `None` when
+    /// there is none. Without `with_optimizer` the optimizer's state is left fresh (and may be
+    /// of another kind).
     pub fn restore(
         plan: &Plan,
         store: &Store,
         device: Device,
         with_optimizer: bool,
+        choice: Choice,
     ) -> Result<Option<Restored>, TrainError> {
-        guard(plan, store, with_optimizer)?;
-        let Some(loaded) = store.load_latest()? else {
+        let best_by = &plan.checkpoint.best_by;
+        guard(plan, store.chosen_meta(choice, best_by)?, &store.dir, with_optimizer)?;
+        let Some(loaded) = store.load_chosen(choice, best_by)? else {
             return Ok(None);
         };
         let path = store.dir.join(&loaded.entry.file);
@@ -65,6 +80,8 @@ impl Session {
         }
         session.global_step = loaded.meta.global_step;
         session.data_order = loaded.meta.data_order;
+        session.last_evaluation = loaded.meta.last_evaluation;
+        session.early_stop = loaded.meta.early_stop;
         Ok(Some((session, loaded.entry, loaded.warnings)))
     }
 
@@ -108,7 +125,7 @@ impl Session {
         let fresh = || Session::fresh(plan, device, Some(table));
         match how {
             Start::Resume | Start::ResetOptimizer => {
-                match Session::restore(plan, store, device, *how == Start::Resume)? {
+                match Session::restore(plan, store, device, *how == Start::Resume, Choice::Latest)? {
                     Some((session, entry, warnings)) => {
                         progress.restored(&entry, &warnings);
                         if *how == Start::ResetOptimizer {
@@ -210,6 +227,8 @@ impl Session {
             created,
             est_version: env!("CARGO_PKG_VERSION").into(),
             plan: plan.clone(),
+            last_evaluation: self.last_evaluation,
+            early_stop: self.early_stop.clone(),
         }
     }
 
@@ -236,21 +255,21 @@ impl Session {
     }
 }
 
-/// Checks the latest checkpoint's fingerprints against the plan, reading only its header.
-fn guard(plan: &Plan, store: &Store, check_optimizer: bool) -> Result<(), TrainError> {
-    let Some((_, meta)) = store.latest_meta()? else {
+/// Checks a checkpoint's fingerprints (from its header alone) against the plan.
+fn guard(plan: &Plan, chosen: Option<(Entry, Meta)>, dir: &Utf8Path, check_optimizer: bool) -> Result<(), TrainError> {
+    let Some((_, meta)) = chosen else {
         return Ok(());
     };
     if meta.fingerprint.model != plan.fingerprint.model {
         return Err(TrainError::IncompatibleModel {
-            dir: store.dir.clone(),
+            dir: dir.to_owned(),
             old: meta.fingerprint.model,
             new: plan.fingerprint.model.clone(),
         });
     }
     if check_optimizer && meta.fingerprint.optimizer != plan.fingerprint.optimizer {
         return Err(TrainError::IncompatibleOptimizer {
-            dir: store.dir.clone(),
+            dir: dir.to_owned(),
             old: meta.fingerprint.optimizer,
             new: plan.fingerprint.optimizer.clone(),
         });

@@ -105,5 +105,6 @@ pub fn record_evaluation(store: &Store, metrics: &Metrics, data: &Utf8Path, now:
         time: est::checkpoint::time::rfc3339(now),
         data: data.to_owned(),
         metrics: metrics.values.clone(),
+        checkpoint: None,
     })?)
 }

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use camino::Utf8Path;
 use est::checkpoint::time::Clock;
-use est::checkpoint::{Entry, Retention, Store};
+use est::checkpoint::{Entry, Evaluation, Retention, Store};
 use est::data::order::Batcher;
 use est::data::{self, Purpose, Table};
 use est::pipeline::TrainLength;
 use est::plan::Plan;
+use est::stopping::{StopState, Stopped};
 use tch::{Device, Tensor};
 
 use super::device::{configure_threads, device};
@@ -72,6 +73,8 @@ pub struct Trainer<'a> {
     latest: Option<LastLoss>,
     last_loss: Option<f64>,
     last_saved: Option<Entry>,
+    /// Set when early stopping ends the run.
+    stopped: Option<Stopped>,
 }
 
 impl<'a> Trainer<'a> {
@@ -108,7 +111,14 @@ impl<'a> Trainer<'a> {
         let from = session.global_step;
         let summaries = Summaries::open(&store.dir, plan, from, clock)?;
         let (steps, rows_left) = plan_steps(plan, opts, from, rows as u64);
-        let to = from + steps;
+        // A run that early stopping ended stays ended until its patience is raised.
+        let stopped = match (&plan.early_stop, &session.early_stop) {
+            (Some(spec), Some(state)) if state.stops(spec, from) => {
+                Some(Stopped { step: from, state: state.clone(), kept: None })
+            }
+            _ => None,
+        };
+        let to = if stopped.is_some() { from } else { from + steps };
         progress.note(&match device {
             Device::Cuda(i) => format!("training on cuda:{i}"),
             _ => {
@@ -118,12 +128,15 @@ impl<'a> Trainer<'a> {
         });
         progress.started(from, to);
         let started = Instant::now();
-        let retention = Retention { keep_max: plan.checkpoint.keep_max, keep_every: plan.checkpoint.keep_every };
+        let c = &plan.checkpoint;
+        let retention = Retention { keep_max: c.keep_max, keep_every: c.keep_every, keep_best: c.keep_best };
         let mut saver = Saver::new(store.dir.clone(), retention, protect);
         if store.latest_meta()?.map(|(e, _)| e.step) != Some(from) {
-            saver.save(session.meta(plan, clock.now()), session.host_tensors()?)?;
+            saver.save(session.meta(plan, clock.now()), session.host_tensors()?, None)?;
         }
         let now = clock.now();
+        // From the checkpoint, so a resumed run evaluates at the steps one run would.
+        let last_eval = (session.last_evaluation.unwrap_or(from), now);
         let batcher = Batcher::new(rows, plan.train.seed, plan.train.shuffle, session.data_order);
         let batches = Batches::new(batcher, plan.train.batch_size, rows_left, device);
         let backprop = Backprop::new(&session, plan.train.batch_size)?;
@@ -143,11 +156,12 @@ impl<'a> Trainer<'a> {
             to,
             started,
             last_save: (from, now),
-            last_eval: (from, now),
+            last_eval,
             pauses: Vec::new(),
             latest: None,
             last_loss: None,
             last_saved: None,
+            stopped,
         })
     }
 
@@ -161,8 +175,12 @@ impl<'a> Trainer<'a> {
             // One clock reading per step decides the cadences and stamps what this step writes.
             let now = self.clock.now();
             self.maybe_log(now, &taps)?;
-            self.maybe_save(now)?;
-            self.maybe_evaluate(now)?;
+            // An evaluation is of a checkpoint: its step is saved, with what it decided.
+            let evaluation = self.maybe_evaluate(now)?;
+            self.maybe_save(now, evaluation)?;
+            if self.stopped.is_some() {
+                break;
+            }
         }
         Ok(false)
     }
@@ -217,38 +235,59 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// A checkpoint when `save_every` says it is time (the last step's is `finish`'s).
-    pub fn maybe_save(&mut self, now: f64) -> Result<(), TrainError> {
+    /// A checkpoint when `save_every` says it is time (the last step's is `finish`'s), or
+    /// when this step was evaluated, with its `evaluation`.
+    pub fn maybe_save(&mut self, now: f64, evaluation: Option<Evaluation>) -> Result<(), TrainError> {
         let step = self.session.global_step;
         let (last_step, last_time) = self.last_save;
-        if step >= self.to || !self.plan.checkpoint.save_every.due(step, last_step, now - last_time) {
+        let due = step < self.to && self.plan.checkpoint.save_every.due(step, last_step, now - last_time);
+        if !due && evaluation.is_none() {
             return Ok(());
         }
         // A state whose loss is not finite is never saved.
         self.loss()?;
         let pause = Instant::now();
         let tensors = self.session.saveable(step, last_step)?;
-        let finished = self.saver.save(self.session.meta(self.plan, now), tensors)?;
+        let finished = self.saver.save(self.session.meta(self.plan, now), tensors, evaluation)?;
         self.pauses.push(pause.elapsed().as_secs_f64() * 1000.0);
         self.saved(finished);
         self.last_save = (step, now);
         Ok(())
     }
 
-    /// An evaluation on the eval file when `eval.every` says it is time.
-    pub fn maybe_evaluate(&mut self, now: f64) -> Result<(), TrainError> {
-        let (Some(every), Some((path, eval))) = (&self.plan.eval.every, &self.eval) else { return Ok(()) };
+    /// An evaluation on the eval file when `eval.every` says it is time, and what early
+    /// stopping makes of it; the record the manifest keeps with this step's checkpoint.
+    pub fn maybe_evaluate(&mut self, now: f64) -> Result<Option<Evaluation>, TrainError> {
+        let (Some(every), Some((path, eval))) = (&self.plan.eval.every, &self.eval) else { return Ok(None) };
         let step = self.session.global_step;
         if !every.due(step, self.last_eval.0, now - self.last_eval.1) {
-            return Ok(());
+            return Ok(None);
         }
+        let path = *path;
         let values = evaluate_model(&self.session.model, eval, self.plan.eval.batch_size, self.plan.eval.steps)?;
         let metrics = Metrics { global_step: step, values, warnings: Vec::new() };
         record_evaluation(self.store, &metrics, path, now)?;
         self.summaries.evaluation(&metrics, now)?;
         self.progress.evaluated(&metrics);
         self.last_eval = (step, now);
-        Ok(())
+        self.session.last_evaluation = Some(step);
+        if let Some(spec) = &self.plan.early_stop {
+            // The checker admits only metrics evaluation prints.
+            if let Some(&value) = metrics.values.get(&spec.objective.metric) {
+                let state = StopState::observe(self.session.early_stop.as_ref(), spec, step, value);
+                if state.stops(spec, step) {
+                    self.stopped = Some(Stopped { step, state: state.clone(), kept: None });
+                }
+                self.session.early_stop = Some(state);
+            }
+        }
+        Ok(Some(Evaluation {
+            global_step: step,
+            time: est::checkpoint::time::rfc3339(now),
+            data: path.to_owned(),
+            metrics: metrics.values,
+            checkpoint: None,
+        }))
     }
 
     /// Reports the saves that have reached disk.
@@ -266,7 +305,7 @@ impl<'a> Trainer<'a> {
         let step = self.session.global_step;
         if self.last_save.0 != step {
             let tensors = self.session.saveable(step, self.last_save.0)?;
-            for entry in self.saver.save(self.session.meta(self.plan, self.clock.now()), tensors)? {
+            for entry in self.saver.save(self.session.meta(self.plan, self.clock.now()), tensors, None)? {
                 self.progress.saved(&entry);
             }
         }
@@ -281,6 +320,11 @@ impl<'a> Trainer<'a> {
                 if self.pauses.len() == 1 { "save" } else { "saves" },
             ));
         }
+        if let Some(stopped) = self.stopped.as_mut() {
+            let best = est::checkpoint::file_name(stopped.state.best_step);
+            let manifest = self.store.manifest()?;
+            stopped.kept = manifest.is_some_and(|m| m.checkpoints.iter().any(|e| e.file == best)).then_some(best);
+        }
         Ok(Summary {
             from_step: self.from,
             to_step: step,
@@ -288,6 +332,7 @@ impl<'a> Trainer<'a> {
             last_loss: self.last_loss,
             checkpoint: self.last_saved,
             interrupted,
+            stopped_early: self.stopped,
             model_dir: self.store.dir.clone(),
         })
     }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::order::DataOrder;
 use crate::plan::{Fingerprints, Plan};
+use crate::stopping::StopState;
 
 /// The header's `format` value; a checkpoint with another is refused.
 pub const FORMAT: &str = "est-checkpoint/1";
@@ -76,6 +77,13 @@ pub struct Meta {
     pub est_version: String,
     /// The plan it was trained with, so a diff works when the old `.est` file is gone.
     pub plan: Plan,
+    /// The global step of the last evaluation during training, so a resumed run evaluates at
+    /// the steps one run would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluation: Option<u64>,
+    /// Early stopping's state, so a resumed run stops where one run would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<StopState>,
 }
 
 /// Why bytes are not a checkpoint est can read.

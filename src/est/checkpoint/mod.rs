@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 pub use format::{HostTensor, Meta};
 pub use policy::Retention;
 
+use crate::pipeline::Objective;
 use crate::plan::Fingerprints;
 
 /// The manifest's file name in model_dir.
@@ -42,6 +43,9 @@ pub struct Evaluation {
     pub data: Utf8PathBuf,
     /// tf.estimator's metric keys and their values.
     pub metrics: BTreeMap<String, f64>,
+    /// The checkpoint evaluated, for evaluations during training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
 }
 
 /// The manifest: every retained checkpoint, oldest first, and which one is the latest.
@@ -56,6 +60,58 @@ pub struct Manifest {
     pub started: f64,
     /// Oldest first.
     pub checkpoints: Vec<Entry>,
+    /// Every evaluation during training, oldest first, including those of checkpoints since
+    /// removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evaluations: Vec<Evaluation>,
+}
+
+impl Manifest {
+    /// The last evaluation during training of checkpoint `file`.
+    pub fn evaluation_of(&self, file: &str) -> Option<&Evaluation> {
+        self.evaluations.iter().rev().find(|e| e.checkpoint.as_deref() == Some(file))
+    }
+
+    /// The retained checkpoints evaluated during training, best first by `objective` (ties to
+    /// the earlier), with their value.
+    pub fn best(&self, objective: &Objective) -> Vec<(&Entry, f64)> {
+        let mut out: Vec<(&Entry, f64)> = self
+            .checkpoints
+            .iter()
+            .filter_map(|c| {
+                let value = *self.evaluation_of(&c.file)?.metrics.get(&objective.metric)?;
+                value.is_finite().then_some((c, value))
+            })
+            .collect();
+        out.sort_by(|a, b| objective.cost(a.1).total_cmp(&objective.cost(b.1)).then(a.0.step.cmp(&b.0.step)));
+        out
+    }
+}
+
+/// Which checkpoint a command reads: `latest`, `best` or a global step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Choice {
+    /// The newest loadable one, as tf.estimator's `checkpoint_path=None`.
+    #[default]
+    Latest,
+    /// The best by the plan's `best_by` among those evaluated during training.
+    Best,
+    /// The one of this global step.
+    Step(u64),
+}
+
+impl std::str::FromStr for Choice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Choice, String> {
+        match s {
+            "latest" => Ok(Choice::Latest),
+            "best" => Ok(Choice::Best),
+            n => n
+                .parse()
+                .map(Choice::Step)
+                .map_err(|_| format!("`{n}` is not a checkpoint: expected `latest`, `best` or a global step")),
+        }
+    }
 }
 
 /// One retained checkpoint, as the manifest records it.
@@ -141,12 +197,42 @@ pub enum CheckpointError {
         /// The other process, as its lock file names it.
         pid: String,
     },
+    /// `--checkpoint best` in a folder with no evaluation during training.
+    #[error(
+        "no checkpoint in `{dir}` has an evaluation of `{metric}` to choose the best by: evaluate during training with `eval {{ every = ... }}`, or pass --checkpoint latest"
+    )]
+    NoEvaluations {
+        /// The model_dir.
+        dir: Utf8PathBuf,
+        /// `best_by`'s metric.
+        metric: String,
+    },
+    /// `--checkpoint STEP` naming no checkpoint.
+    #[error("`{dir}` has no checkpoint of step {step}; it has {}", steps_list(.steps))]
+    NoSuchStep {
+        /// The model_dir.
+        dir: Utf8PathBuf,
+        /// The step asked for.
+        step: u64,
+        /// The steps it has.
+        steps: Vec<u64>,
+    },
     /// The thread that writes checkpoints ended early.
     #[error("the checkpoint writer for `{dir}` stopped unexpectedly")]
     WriterStopped {
         /// The model_dir.
         dir: Utf8PathBuf,
     },
+}
+
+/// `steps 100, 200 and 300`, or `none`.
+fn steps_list(steps: &[u64]) -> String {
+    let shown: Vec<String> = steps.iter().map(u64::to_string).collect();
+    match shown.len() {
+        0 => "none".into(),
+        1 => format!("step {}", shown[0]),
+        _ => format!("steps {}", crate::diagnostic::list(&shown, "and")),
+    }
 }
 
 /// Several errors in one line.
@@ -248,7 +334,7 @@ impl Store {
         checkpoints.sort_by_key(|e| e.step);
         let latest = checkpoints.last().map(|e| e.file.clone());
         let started = checkpoints.iter().map(|e| e.created).fold(f64::INFINITY, f64::min);
-        Ok(Some(Manifest { format: 1, latest, started, checkpoints }))
+        Ok(Some(Manifest { format: 1, latest, started, checkpoints, evaluations: Vec::new() }))
     }
 
     /// The metadata of the checkpoint `load_latest` would start from, reading headers only: a
@@ -269,6 +355,40 @@ impl Store {
             return Ok(None);
         }
         Err(CheckpointError::NoneLoadable { dir: self.dir.clone(), errors })
+    }
+
+    /// The checkpoint `choice` names, with its metadata; `None` when the folder has none.
+    /// `latest` passes over damaged ones as loading does; `best` and a step name one exactly.
+    pub fn chosen_meta(&self, choice: Choice, objective: &Objective) -> Result<Option<(Entry, Meta)>, CheckpointError> {
+        if choice == Choice::Latest {
+            return self.latest_meta();
+        }
+        let Some(manifest) = self.manifest()? else { return Ok(None) };
+        let entry = match choice {
+            Choice::Best => manifest.best(objective).first().map(|(e, _)| (*e).clone()).ok_or_else(|| {
+                CheckpointError::NoEvaluations { dir: self.dir.clone(), metric: objective.metric.clone() }
+            })?,
+            Choice::Step(step) => manifest.checkpoints.iter().find(|e| e.step == step).cloned().ok_or_else(|| {
+                CheckpointError::NoSuchStep {
+                    dir: self.dir.clone(),
+                    step,
+                    steps: manifest.checkpoints.iter().map(|e| e.step).collect(),
+                }
+            })?,
+            Choice::Latest => return self.latest_meta(),
+        };
+        let meta = self.header(&entry)?;
+        Ok(Some((entry, meta)))
+    }
+
+    /// The checkpoint `choice` names, loaded; `None` when the folder has none.
+    pub fn load_chosen(&self, choice: Choice, objective: &Objective) -> Result<Option<Loaded>, CheckpointError> {
+        if choice == Choice::Latest {
+            return self.load_latest();
+        }
+        let Some((entry, _)) = self.chosen_meta(choice, objective)? else { return Ok(None) };
+        let (meta, tensors) = self.load(&entry)?;
+        Ok(Some(Loaded { entry, meta, tensors, warnings: Vec::new() }))
     }
 
     /// One checkpoint's metadata, if its size is the manifest's and its header reads.
@@ -309,14 +429,16 @@ impl Store {
         format::decode(&bytes).map_err(|source| CheckpointError::Unreadable { path, source })
     }
 
-    /// Writes a checkpoint, then the manifest naming it, then removes what the retention policy
-    /// no longer keeps (never `protect`, the checkpoint a run restored from). Returns the entry.
+    /// Writes a checkpoint, then the manifest naming it (with `evaluation`, its evaluation
+    /// during training, in the same write), then removes what the retention policy no longer
+    /// keeps (never `protect`, the checkpoint a run restored from). Returns the entry.
     pub fn save(
         &self,
         meta: &Meta,
         tensors: &BTreeMap<String, HostTensor>,
         retention: Retention,
         protect: Option<&str>,
+        evaluation: Option<&Evaluation>,
     ) -> Result<Entry, CheckpointError> {
         self.create()?;
         let name = file_name(meta.global_step);
@@ -343,10 +465,23 @@ impl Store {
         manifest.checkpoints.retain(|e| e.file != name);
         manifest.checkpoints.push(entry.clone());
         manifest.checkpoints.sort_by_key(|e| e.step);
+        if let Some(evaluation) = evaluation {
+            manifest.evaluations.push(Evaluation { checkpoint: Some(name.clone()), ..evaluation.clone() });
+        }
+        let objective = &meta.plan.checkpoint.best_by;
         let records: Vec<policy::Record> = manifest
             .checkpoints
             .iter()
-            .map(|e| policy::Record { file: &e.file, step: e.step, created: e.created, preserved: e.preserved })
+            .map(|e| policy::Record {
+                file: &e.file,
+                step: e.step,
+                created: e.created,
+                preserved: e.preserved,
+                cost: manifest
+                    .evaluation_of(&e.file)
+                    .and_then(|v| v.metrics.get(&objective.metric))
+                    .map(|v| objective.cost(*v)),
+            })
             .collect();
         let actions = policy::plan(&records, retention, manifest.started, protect);
         let mut removed = Vec::new();

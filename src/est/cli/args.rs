@@ -4,6 +4,8 @@
 use camino::Utf8PathBuf;
 use clap::{Args, ValueEnum};
 
+use crate::checkpoint::Choice;
+
 /// `est train`'s arguments.
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
@@ -51,6 +53,10 @@ pub struct EvaluateArgs {
     /// Use this model_dir instead of the file's.
     #[arg(long)]
     pub model_dir: Option<Utf8PathBuf>,
+    /// Which checkpoint: `latest`, `best` (by the checkpoint block's `best_by`, among those
+    /// evaluated during training) or a global step.
+    #[arg(long, default_value = "latest", value_name = "latest|best|STEP")]
+    pub checkpoint: Choice,
 }
 
 /// `est predict`'s arguments.
@@ -70,6 +76,10 @@ pub struct PredictArgs {
     /// Use this model_dir instead of the file's.
     #[arg(long)]
     pub model_dir: Option<Utf8PathBuf>,
+    /// Which checkpoint: `latest`, `best` (by the checkpoint block's `best_by`, among those
+    /// evaluated during training) or a global step.
+    #[arg(long, default_value = "latest", value_name = "latest|best|STEP")]
+    pub checkpoint: Choice,
 }
 
 /// How `est predict` writes.

@@ -4,7 +4,7 @@
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::exit;
-use crate::checkpoint::{CheckpointError, Entry, Store};
+use crate::checkpoint::{CheckpointError, Choice, Entry, Store};
 use crate::diff::report::{self, Mode};
 use crate::diff::{self, Diff, NewSource};
 use crate::{Compiled, Source};
@@ -34,23 +34,31 @@ pub fn display(dir: &Utf8Path) -> String {
     }
 }
 
-/// The latest checkpoint in `dir` compared with the plan, or `None` when there is none.
-pub fn compare(compiled: &Compiled, source: &Source, dir: &Utf8Path) -> Result<Option<(Entry, Diff)>, CheckpointError> {
-    let Some((entry, meta)) = Store::new(dir).latest_meta()? else { return Ok(None) };
+/// The checkpoint `choice` names in `dir` compared with the plan, or `None` when there is none.
+pub fn compare(
+    compiled: &Compiled,
+    source: &Source,
+    dir: &Utf8Path,
+    choice: Choice,
+) -> Result<Option<(Entry, Diff)>, CheckpointError> {
+    let best_by = &compiled.plan.checkpoint.best_by;
+    let Some((entry, meta)) = Store::new(dir).chosen_meta(choice, best_by)? else { return Ok(None) };
     let new = NewSource { spans: &compiled.spans, text: &source.text };
     Ok(Some((entry, diff::diff(&meta.plan, &compiled.plan, Some(&new)))))
 }
 
-/// Checks `command` against model_dir. `Ok(Some(line))` when training settings changed since
-/// the checkpoint; `Err(code)` when the command must stop (the report is printed).
+/// Checks `command` against the checkpoint `choice` names in model_dir. `Ok(Some(line))` when
+/// training settings changed since the checkpoint; `Err(code)` when the command must stop (the
+/// report is printed).
 pub fn check(
     command: &str,
     compiled: &Compiled,
     source: &Source,
     dir: &Utf8Path,
     allow: Allow,
+    choice: Choice,
 ) -> Result<Option<String>, i32> {
-    let (entry, diff) = match compare(compiled, source, dir) {
+    let (entry, diff) = match compare(compiled, source, dir, choice) {
         Ok(Some(found)) => found,
         Ok(None) => return Ok(None),
         Err(e) => {

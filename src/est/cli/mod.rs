@@ -12,6 +12,8 @@ use std::io::IsTerminal;
 use camino::Utf8PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::checkpoint::Choice;
+
 /// Exit codes, documented in `est --help` and README.
 pub mod exit {
     /// Success.
@@ -176,15 +178,15 @@ struct Delegate;
 
 impl Training for Delegate {
     fn train(&self, args: &args::TrainArgs, color: bool) -> i32 {
-        guarded("train", &args.file, args.model_dir.as_deref(), args.allow(), color)
+        guarded("train", &args.file, args.model_dir.as_deref(), args.allow(), Choice::Latest, color)
     }
 
     fn evaluate(&self, args: &args::EvaluateArgs, color: bool) -> i32 {
-        guarded("evaluate", &args.file, args.model_dir.as_deref(), guard::Allow::default(), color)
+        guarded("evaluate", &args.file, args.model_dir.as_deref(), guard::Allow::default(), args.checkpoint, color)
     }
 
     fn predict(&self, args: &args::PredictArgs, color: bool) -> i32 {
-        guarded("predict", &args.file, args.model_dir.as_deref(), guard::Allow::default(), color)
+        guarded("predict", &args.file, args.model_dir.as_deref(), guard::Allow::default(), args.checkpoint, color)
     }
 
     fn watch(&self, _: &args::WatchArgs, _: bool) -> i32 {
@@ -231,6 +233,7 @@ fn guarded(
     file: &camino::Utf8Path,
     model_dir: Option<&camino::Utf8Path>,
     allow: guard::Allow,
+    choice: Choice,
     color: bool,
 ) -> i32 {
     let (source, compiled) = match front::load(file, color) {
@@ -238,7 +241,7 @@ fn guarded(
         Err(code) => return code,
     };
     let dir = guard::model_dir(&compiled, model_dir);
-    if let Err(code) = guard::check(command, &compiled, &source, &dir, allow) {
+    if let Err(code) = guard::check(command, &compiled, &source, &dir, allow, choice) {
         return code;
     }
     delegate()
