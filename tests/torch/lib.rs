@@ -8,6 +8,7 @@ mod events;
 mod guard;
 mod optimizers;
 mod reliability;
+mod stopping;
 mod store;
 mod training;
 mod watch;

@@ -141,6 +141,10 @@ impl Watch {
                 return;
             }
         };
+        if let Some(stopped) = &summary.stopped_early {
+            // Raising `patience` in the file continues the run.
+            say(&stopped.to_string());
+        }
         let loss = summary.last_loss.map_or(String::new(), |l| format!(", loss {}", l as f32));
         let mut parts = vec![format!("step {}{loss}", summary.to_step)];
         if let Some(plan) = self.plan() {

@@ -15,6 +15,16 @@ struct Inspection<'a> {
     manifest: &'a Manifest,
     plan: &'a Plan,
     evaluation: Option<Evaluation>,
+    /// The checkpoints evaluated during training, best first by `best_by`.
+    best: Vec<Best<'a>>,
+}
+
+#[derive(Serialize)]
+struct Best<'a> {
+    file: &'a str,
+    step: u64,
+    metric: &'a str,
+    value: f64,
 }
 
 pub fn inspect(dir: &Utf8Path, json: bool) -> i32 {
@@ -50,8 +60,16 @@ pub fn inspect(dir: &Utf8Path, json: bool) -> i32 {
             return exit::FAILED;
         }
     };
+    let objective = &meta.plan.checkpoint.best_by;
+    let ranked = manifest.best(objective);
+    // The ones keep_best keeps, or the single best when it keeps none.
+    let marked = ranked.len().min(meta.plan.checkpoint.keep_best.max(1) as usize);
     if json {
-        let inspection = Inspection { model_dir: dir, manifest: &manifest, plan: &meta.plan, evaluation };
+        let best = ranked
+            .iter()
+            .map(|(e, value)| Best { file: &e.file, step: e.step, metric: &objective.metric, value: *value })
+            .collect();
+        let inspection = Inspection { model_dir: dir, manifest: &manifest, plan: &meta.plan, evaluation, best };
         match serde_json::to_string_pretty(&inspection) {
             Ok(text) => println!("{text}"),
             Err(e) => {
@@ -79,10 +97,15 @@ pub fn inspect(dir: &Utf8Path, json: bool) -> i32 {
     for e in &manifest.checkpoints {
         let mut notes = Vec::new();
         if e.file == latest {
-            notes.push("latest");
+            notes.push("latest".to_string());
         }
         if e.preserved {
-            notes.push("kept for good");
+            notes.push("kept for good".into());
+        }
+        if let Some(rank) = ranked[..marked].iter().position(|(b, _)| b.file == e.file) {
+            let value = crate::stopping::significant(ranked[rank].1, 4);
+            let which = if rank == 0 { "best".to_string() } else { format!("best {}", rank + 1) };
+            notes.push(format!("{which}: {} = {value}", objective.metric));
         }
         let notes = if notes.is_empty() { String::new() } else { format!("  ({})", notes.join(", ")) };
         println!(
@@ -104,7 +127,29 @@ pub fn inspect(dir: &Utf8Path, json: bool) -> i32 {
     for (k, v) in model.iter().chain(&optimizer).chain(&training) {
         println!("  {k:<width$}  {v}");
     }
-    println!();
+    if !manifest.evaluations.is_empty() {
+        let mode = match objective.mode {
+            crate::pipeline::Mode::Min => "lower is better",
+            crate::pipeline::Mode::Max => "higher is better",
+        };
+        println!("Evaluations during training (best by {}, {mode}):", objective.metric);
+        let best = ranked.first().map(|(b, _)| b.file.as_str());
+        let width = manifest.evaluations.iter().map(|e| e.global_step.to_string().len()).max().unwrap_or(1);
+        for e in &manifest.evaluations {
+            let file = e.checkpoint.as_deref().unwrap_or("");
+            let kept = manifest.checkpoints.iter().any(|c| c.file == file);
+            let metrics: Vec<String> = e.metrics.iter().map(|(k, v)| format!("{k} = {}", *v as f32)).collect();
+            let mark = if best == Some(file) { "  (best)" } else { "" };
+            let gone = if kept { "" } else { ", removed" };
+            println!(
+                "  step {:>width$}  {}{gone}: {}{mark}",
+                e.global_step,
+                file.trim_end_matches(".safetensors"),
+                metrics.join(", ")
+            );
+        }
+        println!();
+    }
     match evaluation {
         Some(e) => {
             let metrics: Vec<String> = e.metrics.iter().map(|(k, v)| format!("{k} = {}", *v as f32)).collect();

@@ -63,6 +63,21 @@ pub struct RunReport {
     pub evaluation: Option<Evaluation>,
     /// Training curves, then evaluation curves.
     pub curves: Vec<Curve>,
+    /// The best checkpoint by `best_by` among those evaluated during training.
+    pub best: Option<Best>,
+}
+
+/// The best checkpoint evaluated during training.
+#[derive(Clone, Debug, Serialize)]
+pub struct Best {
+    /// Its file.
+    pub file: String,
+    /// Its step.
+    pub step: u64,
+    /// `best_by`'s metric.
+    pub metric: String,
+    /// Its value there.
+    pub value: f64,
 }
 
 /// Everything a report of `dir` shows.
@@ -84,7 +99,15 @@ pub fn gather(dir: &Utf8Path) -> Result<RunReport, ReportError> {
             curves.push(Curve { tag: format!("{prefix}{tag}"), points: events::series(&points, tag) });
         }
     }
+    let objective = &meta.plan.checkpoint.best_by;
+    let best = manifest.best(objective).first().map(|(e, value)| Best {
+        file: e.file.clone(),
+        step: e.step,
+        metric: objective.metric.clone(),
+        value: *value,
+    });
     Ok(RunReport {
+        best,
         model_dir: dir.to_owned(),
         plan: meta.plan,
         checkpoints: manifest.checkpoints,
@@ -120,15 +143,20 @@ fn render(
     })?)
 }
 
+/// The best checkpoint's step, on the eval curve of the metric that chose it.
+fn best_on(report: &RunReport, curve: &Curve) -> Option<u64> {
+    report.best.as_ref().filter(|b| curve.tag == format!("eval/{}", b.metric)).map(|b| b.step)
+}
+
 /// One self-contained page: no script, no stylesheet or font from elsewhere.
 pub fn html(report: &RunReport) -> Result<String, ReportError> {
-    render(report, "report.html", HTML, |c| Value::from_safe_string(svg::chart(&c.tag, &c.points)))
+    render(report, "report.html", HTML, |c| Value::from_safe_string(svg::chart(&c.tag, &c.points, best_on(report, c))))
 }
 
 /// Markdown, with the curves as SVG data URIs.
 pub fn markdown(report: &RunReport) -> Result<String, ReportError> {
     render(report, "report.md", MARKDOWN, |c| {
-        let data = base64::engine::general_purpose::STANDARD.encode(svg::chart(&c.tag, &c.points));
+        let data = base64::engine::general_purpose::STANDARD.encode(svg::chart(&c.tag, &c.points, best_on(report, c)));
         Value::from(format!("![{}](data:image/svg+xml;base64,{data})", c.tag))
     })
 }

@@ -19,8 +19,8 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// An SVG of `points` (step, value), titled `title`.
-pub fn chart(title: &str, points: &[(u64, f32)]) -> String {
+/// An SVG of `points` (step, value), titled `title`, with the point at step `best` marked.
+pub fn chart(title: &str, points: &[(u64, f32)], best: Option<u64>) -> String {
     const W: f64 = 640.0;
     const H: f64 = 240.0;
     const LEFT: f64 = 64.0;
@@ -84,6 +84,21 @@ pub fn chart(title: &str, points: &[(u64, f32)]) -> String {
             path.join(" ")
         ));
     }
+    if let Some(&(x, y)) = best.and_then(|b| finite.iter().find(|p| p.0 == b as f64)) {
+        svg.push_str(&format!(
+            "<circle class=\"best\" data-step=\"{b}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#d62728\"><title>best: step {b}, {}</title></circle>",
+            px(x),
+            py(y),
+            label(y),
+            b = x as u64
+        ));
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" font-family=\"sans-serif\" fill=\"#d62728\">best, step {}</text>",
+            px(x) + 6.0,
+            py(y) - 6.0,
+            x as u64
+        ));
+    }
     svg.push_str("</svg>");
     svg
 }
@@ -102,12 +117,15 @@ mod tests {
 
     #[test]
     fn a_chart_has_one_point_per_value() {
-        let svg = chart("loss & <more>", &[(0, 1.0), (10, 0.5), (20, 0.25)]);
+        let svg = chart("loss & <more>", &[(0, 1.0), (10, 0.5), (20, 0.25)], None);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("loss &amp; &lt;more&gt;"));
         let points = svg.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
         assert_eq!(points.split(' ').count(), 3);
-        assert!(chart("flat", &[(5, 2.0)]).contains("<polyline"));
-        assert!(!chart("empty", &[]).contains("<polyline"));
+        assert!(chart("flat", &[(5, 2.0)], None).contains("<polyline"));
+        assert!(!chart("empty", &[], None).contains("<polyline"));
+        let marked = chart("eval/average_loss", &[(10, 0.5), (20, 0.25), (30, 0.3)], Some(20));
+        assert_eq!(marked.matches("class=\"best\" data-step=\"20\"").count(), 1);
+        assert!(!chart("eval/average_loss", &[(10, 0.5)], Some(20)).contains("class=\"best\""));
     }
 }
