@@ -109,4 +109,29 @@ mod tests {
             Verdict::Training(_)
         ));
     }
+
+    #[test]
+    fn early_stopping_best_checkpoints_and_weights_are_training_settings() {
+        let stopping = "  checkpoint {";
+        let text = iris().replace(
+            stopping,
+            "  eval {\n    every = 50 steps\n  }\n\n  early_stop {\n    patience = 5\n  }\n\n  checkpoint {",
+        );
+        let current = compile(&text).plan;
+        let est = current.source.clone();
+        let spec = [est.clone()];
+        let keys = |new_text: &str| match classify(&spec, &est, &current, Some((&compile(new_text), new_text))) {
+            Verdict::Training(d) => d.training.iter().map(|c| c.key.clone()).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(keys(&text.replace("patience = 5", "patience = 9")), ["early_stop.patience"]);
+        // best_by follows the early stop's metric when the file does not set it.
+        assert_eq!(
+            keys(&text.replace("patience = 5", "patience = 5, metric = accuracy")),
+            ["checkpoint.best_by", "early_stop.metric", "early_stop.mode"]
+        );
+        assert_eq!(keys(&text.replace("keep_max   = 10", "keep_max   = 10, keep_best = 2")), ["checkpoint.keep_best"]);
+        let weighted = text.replace("label = \"Species\"", "label = \"Species\", weight = \"SepalWidth\"");
+        assert_eq!(keys(&weighted), ["data.weight"]);
+    }
 }
