@@ -144,3 +144,17 @@ fn readme_examples_are_true() {
     let rendered = est::render::render(&diagnostics, "pipelines/iris.est", &broken, false);
     assert!(readme.contains(&format!("```\n{rendered}```")), "README's error example differs from:\n{rendered}");
 }
+
+/// Every key and model kind early stopping brought is in README's tables.
+#[test]
+fn readme_documents_stopping_weights_and_baselines() {
+    let readme = crate::common::read("README.md");
+    for key in ["metric", "mode", "patience", "min_delta", "min_steps", "keep_best", "best_by", "weight"] {
+        assert!(readme.contains(&format!("\n| `{key}` |")), "README's tables do not document `{key}`");
+    }
+    for words in
+        ["### `early_stop`", "`baseline_classifier`", "`baseline_regressor`", "--checkpoint latest\\|best\\|STEP"]
+    {
+        assert!(readme.contains(words), "README does not mention {words}");
+    }
+}

@@ -269,3 +269,13 @@ fn a_baseline_regressor_learns_the_label_mean() {
         serde_json::from_str(ok(&est(tmp.path(), &["evaluate", "mean.est", "--json"])).trim()).unwrap();
     assert!((metrics["prediction/mean"].as_f64().unwrap() - 2.8).abs() < 1e-4, "{metrics}");
 }
+
+/// README's run of the shipped pipeline is what est says.
+#[test]
+fn readme_shows_a_real_run() {
+    let tmp = crate::common::project("iris_early_stop.est", &[]);
+    let out = ok(&est(tmp.path(), &["train", "iris_early_stop.est"]));
+    let line = stop_line(&out);
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(readme.contains(&line), "README does not show `{line}`");
+}
