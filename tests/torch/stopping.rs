@@ -119,6 +119,12 @@ fn training_stops_where_the_evaluations_say_and_keeps_the_best() {
     assert!(stderr.contains("has no checkpoint of step 123; it has steps"), "{stderr}");
     assert!(steps.iter().all(|s| stderr.contains(s.as_str())), "{stderr}");
 
+    // The report marks the best point on the eval curve of average_loss, and nowhere else.
+    let report = ok(&est(tmp.path(), &["report", "m", "--out", "-"]));
+    let mark = format!("class=\"best\" data-step=\"{best_step}\"");
+    assert_eq!(report.matches(&mark).count(), 1, "the report marks the best once");
+    assert!(report.contains(&format!("<code>ckpt-{best_step}.safetensors</code> (step {best_step}")));
+
     // inspect marks the best and lists every evaluation.
     let shown = ok(&est(tmp.path(), &["inspect", "m"]));
     assert!(shown.contains(&format!("(best: average_loss = {})", est::stopping::significant(best, 4))), "{shown}");
