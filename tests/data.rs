@@ -91,6 +91,50 @@ fn bad_rows_can_be_skipped_and_counted() {
 }
 
 #[test]
+fn weights_are_read_for_training_and_ignored_for_prediction() {
+    let csv = b"x,w,y\n1,0.5,0\n2,0,1\n3, 2 ,2\n";
+    let table = load(csv, "numeric x", ", weight = w").unwrap();
+    assert_eq!(table.weights, Some(vec![0.5, 0.0, 2.0]));
+    assert_eq!(classes(&table), vec![0, 1, 2]);
+    // The fast reader leaves weighted rows to the careful one.
+    assert!(load_with(csv, "numeric x", ", weight = w", |plan, path| data::fast::load(plan, path, Purpose::Labelled))
+        .is_none());
+    let unlabelled =
+        load_with(csv, "numeric x", ", weight = w", |plan, path| data::load(plan, path, Purpose::Unlabelled).unwrap());
+    assert_eq!((unlabelled.weights, unlabelled.labels.is_none()), (None, true));
+    assert_eq!(load(csv, "numeric x", "").unwrap().weights, None);
+}
+
+#[test]
+fn a_missing_non_numeric_or_negative_weight_is_named() {
+    for (csv, extra, message) in [
+        ("x,w,y\n1,1,0\n2,,1\n", "", ":3:3: the weight `w` is missing"),
+        ("x,w,y\n1,NA,0\n", ", missing = \"NA\"", ":2:3: the weight `w` is missing"),
+        ("x,w,y\n1,1,0\n2,heavy,1\n", "", ":3:3: the weight `w` must be a number, found `heavy`"),
+        ("x,w,y\n1,inf,0\n", "", ":2:3: the weight `w` must be a number, found `inf`"),
+        ("x,y,w\n1,0,1\n2,1,2\n3,2,-0.5\n", "", ":4:5: the weight `w` must not be negative, found `-0.5`"),
+    ] {
+        let features = "numeric x { default = 0 }";
+        let err = load(csv.as_bytes(), features, &format!(", weight = w{extra}")).unwrap_err();
+        assert!(err.to_string().ends_with(message), "{err}, expected {message}");
+        assert!(matches!(err, data::DataError::Field { .. }), "{err:?}");
+    }
+}
+
+#[test]
+fn bad_rows_skip_drops_a_bad_weights_row_with_its_label() {
+    let csv = b"x,w,y\n1,1,0\n2,-1,1\n3,oops,2\n4,,0\n5,2.5,1\n";
+    let table = load(csv, "numeric x", ", weight = w, bad_rows = skip").unwrap();
+    assert_eq!(table.rows, 2);
+    assert_eq!(table.numeric.values_of("x").unwrap(), vec![1.0, 5.0]);
+    assert_eq!(classes(&table), vec![0, 1]);
+    assert_eq!(table.weights, Some(vec![1.0, 2.5]));
+    assert_eq!(table.skipped, 3);
+    let first = table.first_skipped.unwrap();
+    assert!(first.ends_with(":3:3: the weight `w` must not be negative, found `-1`"), "{first}");
+}
+
+#[test]
 fn invalid_utf8_is_named() {
     let err = load(b"c,y\n\xff\xfe,0\n", "categorical c { hash_buckets = 4 }", "").unwrap_err();
     assert!(err.to_string().ends_with(":2:1: `c` is not valid UTF-8"), "{err}");

@@ -1,6 +1,6 @@
 //! The training step with its backpropagation written out, against autograd on the same batch:
 //! the same loss and the same gradients for every head, activation, kind of column and model,
-//! with dropout and batch normalisation.
+//! with dropout and batch normalisation, and with example weights.
 
 use est::data::{self, Purpose};
 use est_torch::lower::{Inputs, Model};
@@ -98,7 +98,23 @@ fn autograd(case: &Case, x: &Inputs) -> (f64, Vec<Vec<f32>>) {
     (loss.double_value(&[]), per_group)
 }
 
+/// Example weights for `n` rows: some 0, the rest spread around 1.
+fn weights(n: i64) -> Tensor {
+    let mut rng = est::rng::Rng::new(n as u64);
+    let w: Vec<f32> = (0..n).map(|_| if rng.below(4) == 0 { 0.0 } else { (rng.normal().abs() * 1.5) as f32 }).collect();
+    Tensor::from_slice(&w)
+}
+
 fn assert_same_step(text: &str) {
+    same_step(text, false);
+}
+
+/// As `assert_same_step`, each batch's examples weighted.
+fn assert_same_weighted_step(text: &str) {
+    same_step(text, true);
+}
+
+fn same_step(text: &str, weighted: bool) {
     // Both sides seed libtorch's one generator and draw dropout masks from it.
     let _rng = crate::common::torch_rng();
     let case = case(text);
@@ -106,7 +122,10 @@ fn assert_same_step(text: &str) {
     // A full batch, a short last one, and a full one again into the same buffers.
     let fixed: Vec<&Tensor> = case.model.params.iter().filter(|p| !p.trainable).map(|p| &p.tensor).collect();
     for n in [case.batch, 13, case.batch] {
-        let x = batch(&case, n);
+        let mut x = batch(&case, n);
+        if weighted {
+            x.weights = Some(weights(n));
+        }
         // Batch normalisation's moving statistics move in both forward passes: from the same start.
         let before: Vec<Tensor> = fixed.iter().map(|t| t.copy()).collect();
         let (want_loss, want) = autograd(&case, &x);
@@ -150,6 +169,29 @@ fn multi_class_gradients_match_autograd_for_every_activation() {
         );
         assert_same_step(&penguins("species, label_vocabulary = [\"Adelie\", \"Chinstrap\", \"Gentoo\"]", &model));
     }
+}
+
+#[test]
+fn weighted_losses_and_gradients_match_autograd_for_every_head() {
+    let species = "species, label_vocabulary = [\"Adelie\", \"Chinstrap\", \"Gentoo\"]";
+    assert_same_weighted_step(&penguins(
+        species,
+        "model dnn_classifier { hidden_units = [16, 8], n_classes = 3, dropout = 0.2, \
+         inputs = [bill_length_mm, island_embedding, island_indicator, flipper_length_mm] }",
+    ));
+    assert_same_weighted_step(&penguins(
+        "sex, label_vocabulary = [\"female\", \"male\"]",
+        "model dnn_classifier { hidden_units = [12], inputs = [bill_depth_mm, body_mass_g, island_indicator] }",
+    ));
+    assert_same_weighted_step(&penguins(
+        "body_mass_g",
+        "model dnn_regressor { hidden_units = [12, 6], inputs = [flipper_length_mm, bill_depth_mm] }",
+    ));
+    // The linear part's gradients, and a wide and deep model's both biases.
+    let inputs = "inputs = [bill_depth_mm, island, island_x_sex, flipper_buckets, sex_indicator, island_embedding]";
+    assert_same_weighted_step(&linear(species, &format!("model linear_classifier {{ n_classes = 3, {inputs} }}")));
+    assert_same_weighted_step(&linear("body_mass_g", &format!("model linear_regressor {{ {inputs} }}")));
+    assert_same_weighted_step(&wide_and_deep());
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! The `est-torch` crate's integration tests: training through the real binaries, and the
-//! libtorch parts held to autograd, torch.optim, TensorBoard and safetensors. One test binary,
+//! libtorch parts held to autograd, torch's losses, torch.optim, TensorBoard and safetensors. One test binary,
 //! since each links libtorch.
 
 mod backprop;
 mod common;
 mod events;
 mod guard;
+mod losses;
 mod optimizers;
 mod reliability;
 mod stopping;

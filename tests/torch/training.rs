@@ -1,5 +1,5 @@
 //! Training through the real CLI: accuracy on the shipped pipelines, exact resume for every
-//! optimizer, predict against evaluate, and the errors bad data gets.
+//! optimizer, predict against evaluate, weighted rows, and the errors bad data gets.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -445,4 +445,81 @@ fn epochs_count_passes_over_the_data_with_a_short_last_batch() {
     // max_steps below the global step trains nothing.
     let again = ok(&est(tmp.path(), &["train", "p.est", "--model-dir", "m", "--max-steps", "5"]));
     assert!(again.starts_with("trained resume: step 8 → 8 in "), "{again}");
+}
+
+/// Rows of a binary problem, `x,y,label,w`: the label says whether `x + y > 0`, except in the rows
+/// weighted 0, where it is flipped, so that a metric counting them would show it.
+fn weighted_rows(rng: &mut est::rng::Rng, rows: usize) -> Vec<(String, f64)> {
+    (0..rows)
+        .map(|_| {
+            let (x, y) = (rng.normal(), rng.normal());
+            let w = if rng.below(4) == 0 { 0.0 } else { 1.0 };
+            let label = u8::from((x + y > 0.0) == (w > 0.0));
+            (format!("{x:.4},{y:.4},{label}"), w)
+        })
+        .collect()
+}
+
+fn weighted_csv(rows: &[(String, f64)], weight: impl Fn(f64) -> Option<f64>) -> String {
+    let mut csv = String::from("x,y,label,w\n");
+    for (row, w) in rows {
+        if let Some(w) = weight(*w) {
+            csv += &format!("{row},{w}\n");
+        }
+    }
+    csv
+}
+
+const WEIGHTED: &str = "pipeline weighted {
+  data { train = \"train.csv\", eval = \"eval.csv\", label = label, weight = w }
+  features { numeric x, numeric y }
+  model linear_classifier { n_classes = 2 }
+  optimizer adagrad { learning_rate = 0.3 }
+  train { batch_size = 32, steps = 300 }
+}
+";
+
+#[test]
+fn rows_weighted_zero_count_neither_in_training_nor_in_evaluation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = est::rng::Rng::new(23);
+    let (train, eval) = (weighted_rows(&mut rng, 400), weighted_rows(&mut rng, 300));
+    std::fs::write(tmp.path().join("train.csv"), weighted_csv(&train, Some)).unwrap();
+    std::fs::write(tmp.path().join("eval.csv"), weighted_csv(&eval, Some)).unwrap();
+    // The rows weighted 1 alone, and every row weighted 1.
+    std::fs::write(tmp.path().join("ones.csv"), weighted_csv(&eval, |w| (w > 0.0).then_some(w))).unwrap();
+    std::fs::write(tmp.path().join("all.csv"), weighted_csv(&eval, |_| Some(1.0))).unwrap();
+    std::fs::write(tmp.path().join("p.est"), WEIGHTED).unwrap();
+    ok(&est(tmp.path(), &["train", "p.est", "--model-dir", "m"]));
+
+    let weighted = evaluate_json(tmp.path(), &["p.est", "--model-dir", "m"]);
+    let ones = evaluate_json(tmp.path(), &["p.est", "--model-dir", "m", "--data", "ones.csv"]);
+    let all = evaluate_json(tmp.path(), &["p.est", "--model-dir", "m", "--data", "all.csv"]);
+    // Trained on the clean rows only, the model learnt the rule the flipped rows break.
+    let accuracy = weighted["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.9, "{weighted}");
+    assert!(all["accuracy"].as_f64().unwrap() < accuracy - 0.1, "{all} against {weighted}");
+    // Every metric but `loss`, which divides by a batch's rows, is the weight-1 rows' own.
+    let keys: Vec<&String> = weighted.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ones.as_object().unwrap().keys().collect::<Vec<_>>());
+    for key in keys.into_iter().filter(|k| *k != "loss") {
+        let (a, b) = (weighted[key].as_f64().unwrap(), ones[key].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{key}: {a} weighted, {b} over the weight-1 rows");
+    }
+}
+
+#[test]
+fn a_negative_weight_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("train.csv");
+    std::fs::write(&path, "x,y,label,w\n1,2,1,1\n-1,0.5,0,-2\n").unwrap();
+    std::fs::write(tmp.path().join("eval.csv"), "x,y,label,w\n1,2,1,1\n").unwrap();
+    std::fs::write(tmp.path().join("p.est"), WEIGHTED).unwrap();
+    let out = est(tmp.path(), &["train", "p.est", "--steps", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        format!("error: {}:3:10: the weight `w` must not be negative, found `-2`\n", path.display())
+    );
+    assert!(!tmp.path().join("models").exists(), "a failed run left a model_dir");
 }

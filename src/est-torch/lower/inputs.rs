@@ -19,6 +19,8 @@ pub struct Inputs {
     ids: BTreeMap<String, Tensor>,
     /// Class ids (int64) or values (float), `[rows]`.
     pub labels: Option<Tensor>,
+    /// Each example's weight (float, `[rows]`), when the pipeline weights them.
+    pub weights: Option<Tensor>,
     /// Rows held.
     pub rows: i64,
 }
@@ -29,7 +31,7 @@ impl Inputs {
     /// in place), and on another device are freed once copied there.
     pub fn from_table(table: Table, device: Device, model: &Model) -> Result<Inputs, LowerError> {
         let rows = table.rows as i64;
-        let Table { numeric, ids: id_columns, labels, .. } = table;
+        let Table { numeric, ids: id_columns, labels, weights, .. } = table;
         let values = numeric.values;
         let width = numeric.width;
         let mut layout = BTreeMap::new();
@@ -55,7 +57,8 @@ impl Inputs {
             Some(Labels::Values(v)) => Some(blob::floats(v, &[rows])?.f_to_device(device)?),
             None => None,
         };
-        Ok(Inputs { block, layout, ids, labels, rows })
+        let weights = weights.map(|w| blob::floats(w, &[rows])?.f_to_device(device)).transpose()?;
+        Ok(Inputs { block, layout, ids, labels, weights, rows })
     }
 
     fn map(&self, rows: i64, f: impl Fn(&Tensor) -> Result<Tensor, tch::TchError>) -> Result<Inputs, LowerError> {
@@ -68,6 +71,7 @@ impl Inputs {
             layout: self.layout.clone(),
             ids,
             labels: self.labels.as_ref().map(&f).transpose()?,
+            weights: self.weights.as_ref().map(&f).transpose()?,
             rows,
         })
     }

@@ -1,6 +1,7 @@
 //! Evaluation with tf.estimator's metric keys: `accuracy`, `average_loss`, `loss`, and for binary
 //! classifiers `auc`, `precision`, `recall`, `accuracy_baseline`, `label/mean`,
 //! `prediction/mean`; regressors get `average_loss`, `loss`, `label/mean`, `prediction/mean`.
+//! With a weight column each example counts by its weight, as tf.estimator weights its metrics.
 
 use std::collections::BTreeMap;
 
@@ -100,45 +101,74 @@ pub fn evaluate_model(
     };
     let losses = host(&losses)?;
     let labels = host(used.labels.as_ref().ok_or(TrainError::NoEvalData)?)?;
-    let n = losses.len().max(1) as f64;
+    // Unweighted, every example counts once: the same sums, bit for bit, as without weights.
+    let weights = match &used.weights {
+        Some(w) => host(w)?,
+        None => vec![1.0; losses.len()],
+    };
+    let total = weights.iter().sum::<f64>();
+    let weighted = |values: &[f64]| -> f64 { values.iter().zip(&weights).map(|(v, w)| v * w).sum() };
+    let mean = |values: &[f64]| ratio(weighted(values), total);
     let mut m = BTreeMap::new();
-    let average_loss = losses.iter().sum::<f64>() / n;
-    m.insert("average_loss".into(), average_loss);
-    // The mean of per-batch mean losses, as tf.estimator's `loss`.
-    let batch_means: Vec<f64> = losses.chunks(batch_size).map(|c| c.iter().sum::<f64>() / c.len() as f64).collect();
+    m.insert("average_loss".into(), mean(&losses));
+    // The mean of per-batch losses, each summed by weight over the batch's rows, as
+    // tf.estimator's `loss`.
+    let batch_means: Vec<f64> = losses
+        .chunks(batch_size)
+        .zip(weights.chunks(batch_size))
+        .map(|(l, w)| l.iter().zip(w).map(|(l, w)| l * w).sum::<f64>() / l.len() as f64)
+        .collect();
     m.insert("loss".into(), batch_means.iter().sum::<f64>() / batch_means.len().max(1) as f64);
     match model.head.kind {
         HeadKind::MultiClass => {
             let predicted = host(&logits.f_argmax(1, false)?)?;
-            m.insert("accuracy".into(), accuracy(&predicted, &labels));
+            m.insert("accuracy".into(), mean(&agreement(&predicted, &labels)));
         }
         HeadKind::Binary => {
             let probs = host(&logits.f_squeeze_dim(1)?.f_sigmoid()?)?;
             let predicted: Vec<f64> = probs.iter().map(|p| if *p > 0.5 { 1.0 } else { 0.0 }).collect();
-            let label_mean = labels.iter().sum::<f64>() / n;
-            let tp = predicted.iter().zip(&labels).filter(|(p, l)| **p == 1.0 && **l == 1.0).count() as f64;
-            let fp = predicted.iter().zip(&labels).filter(|(p, l)| **p == 1.0 && **l == 0.0).count() as f64;
-            let fn_ = predicted.iter().zip(&labels).filter(|(p, l)| **p == 0.0 && **l == 1.0).count() as f64;
-            m.insert("accuracy".into(), accuracy(&predicted, &labels));
+            let label_mean = mean(&labels);
+            let count = |p: f64, l: f64| -> f64 {
+                predicted
+                    .iter()
+                    .zip(&labels)
+                    .zip(&weights)
+                    .filter(|((a, b), _)| **a == p && **b == l)
+                    .map(|(_, w)| w)
+                    .sum()
+            };
+            let (tp, fp, fn_) = (count(1.0, 1.0), count(1.0, 0.0), count(0.0, 1.0));
+            m.insert("accuracy".into(), mean(&agreement(&predicted, &labels)));
             m.insert("accuracy_baseline".into(), label_mean.max(1.0 - label_mean));
-            m.insert("auc".into(), auc(&probs, &labels));
-            m.insert("precision".into(), if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 });
-            m.insert("recall".into(), if tp + fn_ > 0.0 { tp / (tp + fn_) } else { 0.0 });
+            let auc =
+                if used.weights.is_some() { weighted_auc(&probs, &labels, &weights) } else { auc(&probs, &labels) };
+            m.insert("auc".into(), auc);
+            m.insert("precision".into(), ratio(tp, tp + fp));
+            m.insert("recall".into(), ratio(tp, tp + fn_));
             m.insert("label/mean".into(), label_mean);
-            m.insert("prediction/mean".into(), probs.iter().sum::<f64>() / n);
+            m.insert("prediction/mean".into(), mean(&probs));
         }
         HeadKind::Regression => {
             let predictions = host(&logits.f_squeeze_dim(1)?)?;
-            m.insert("label/mean".into(), labels.iter().sum::<f64>() / n);
-            m.insert("prediction/mean".into(), predictions.iter().sum::<f64>() / n);
+            m.insert("label/mean".into(), mean(&labels));
+            m.insert("prediction/mean".into(), mean(&predictions));
         }
     }
     Ok(m)
 }
 
-fn accuracy(predicted: &[f64], labels: &[f64]) -> f64 {
-    let right = predicted.iter().zip(labels).filter(|(p, l)| p == l).count();
-    right as f64 / labels.len().max(1) as f64
+/// `a / b`, or 0 when nothing counts (tf's `div_no_nan`): no rows, or weights that are all 0.
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+/// 1 where the prediction is the label, 0 elsewhere.
+fn agreement(predicted: &[f64], labels: &[f64]) -> Vec<f64> {
+    predicted.iter().zip(labels).map(|(p, l)| if p == l { 1.0 } else { 0.0 }).collect()
 }
 
 /// The exact area under the ROC curve: the chance a positive outscores a negative, ties half.
@@ -169,6 +199,38 @@ fn auc(scores: &[f64], labels: &[f64]) -> f64 {
     (rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives)
 }
 
+/// The exact area under the ROC curve with weighted examples: each positive–negative pair
+/// counts by the product of their weights, ties half.
+fn weighted_auc(scores: &[f64], labels: &[f64], weights: &[f64]) -> f64 {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // The negatives' weight scored below the tie group at hand, and the pairs counted so far.
+    let (mut below, mut pairs, mut positives) = (0.0, 0.0, 0.0);
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        let (mut pos, mut neg) = (0.0, 0.0);
+        for &k in &order[i..=j] {
+            if labels[k] == 1.0 {
+                pos += weights[k];
+            } else {
+                neg += weights[k];
+            }
+        }
+        pairs += pos * (below + neg / 2.0);
+        positives += pos;
+        below += neg;
+        i = j + 1;
+    }
+    if positives == 0.0 || below == 0.0 {
+        return 0.0;
+    }
+    pairs / (positives * below)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -176,5 +238,25 @@ mod tests {
         assert_eq!(super::auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]), 0.75);
         assert_eq!(super::auc(&[0.5, 0.5], &[0.0, 1.0]), 0.5);
         assert_eq!(super::auc(&[0.2, 0.9], &[0.0, 1.0]), 1.0);
+    }
+
+    #[test]
+    fn weighted_auc_counts_pairs_by_their_weights() {
+        let (scores, labels) = ([0.1, 0.4, 0.35, 0.8, 0.35, 0.6], [0.0, 0.0, 1.0, 1.0, 0.0, 1.0]);
+        // Unit weights are the plain area; a weight of 2 is the row twice, a weight of 0 no row.
+        assert_eq!(super::weighted_auc(&scores, &labels, &[1.0; 6]), super::auc(&scores, &labels));
+        let weights = [2.0, 0.0, 1.0, 3.0, 1.0, 0.0];
+        let (mut s, mut l) = (Vec::new(), Vec::new());
+        for ((&score, &label), &w) in scores.iter().zip(&labels).zip(&weights) {
+            for _ in 0..w as usize {
+                s.push(score);
+                l.push(label);
+            }
+        }
+        assert_eq!(super::weighted_auc(&scores, &labels, &weights), super::auc(&s, &l));
+        // Positives 0.35 (1) and 0.8 (3) over negatives 0.1 (2) and 0.35 (1, a tie, half):
+        // (1·2 + 1·1/2 + 3·2 + 3·1) / (4 · 3).
+        assert_eq!(super::weighted_auc(&scores, &labels, &weights), 11.5 / 12.0);
+        assert_eq!(super::weighted_auc(&scores, &labels, &[0.0, 0.0, 1.0, 1.0, 0.0, 1.0]), 0.0);
     }
 }

@@ -1,5 +1,5 @@
 //! The heads' losses: softmax cross entropy, sigmoid cross entropy and squared error, per
-//! example and as a batch's mean, and a training step's loss as the step left it.
+//! example and as a batch's (weighted) mean, and a training step's loss as the step left it.
 
 use est::plan::{Head, HeadKind};
 use tch::{Kind, Tensor};
@@ -7,8 +7,12 @@ use tch::{Kind, Tensor};
 use super::TrainError;
 use crate::lower::Inputs;
 
-/// Mean loss of a batch, as the head defines it.
+/// Mean loss of a batch, as the head defines it. Weighted examples are summed by weight and
+/// divided by the batch's rows, not its total weight: tf.estimator's `SUM_OVER_BATCH_SIZE`.
 pub fn batch_loss(head: &Head, logits: &Tensor, x: &Inputs) -> Result<Tensor, TrainError> {
+    if let Some(weights) = &x.weights {
+        return Ok(example_losses(head, logits, x)?.f_mul(weights)?.f_mean(Kind::Float)?);
+    }
     if let (HeadKind::MultiClass, Some(labels)) = (head.kind, &x.labels) {
         // One fused kernel instead of a loss per example and a mean.
         return Ok(logits.f_log_softmax(1, Kind::Float)?.f_nll_loss::<Tensor>(

@@ -34,12 +34,13 @@ pub fn careful(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, 
             },
         })
     };
-    let label = match purpose {
-        Purpose::Labelled => Some(field(&data.label)?),
-        Purpose::Unlabelled => None,
+    // Prediction reads neither: its files need not have them.
+    let (label, weight) = match purpose {
+        Purpose::Labelled => (Some(field(&data.label)?), data.weight.as_deref().map(&field).transpose()?),
+        Purpose::Unlabelled => (None, None),
     };
     let readers = readers(plan, field)?;
-    let mut rows = Rows::new(plan, &file, &names, label, readers);
+    let mut rows = Rows::new(plan, &file, &names, label, weight, readers);
     let mut record = csv::ByteRecord::new();
     loop {
         match reader.read_byte_record(&mut record) {
@@ -220,6 +221,8 @@ struct Rows<'p, 'f> {
     file: &'f File<'f>,
     names: &'f [String],
     label: Option<usize>,
+    /// The weight's field, when the rows are read for training or evaluation and weighted.
+    weight: Option<usize>,
     readers: Vec<(&'p str, Reader<'p>)>,
     class_names: Option<HashMap<&'p str, i64>>,
     /// Per numeric column: values, shape, and the rows where the value was missing.
@@ -227,6 +230,7 @@ struct Rows<'p, 'f> {
     ids: BTreeMap<&'p str, Csr>,
     classes: Vec<i64>,
     values: Vec<f32>,
+    weights: Vec<f32>,
     table: Table,
     first_error: Option<DataError>,
     /// The row being read: its numeric values (the first of each) and its ids.
@@ -240,6 +244,7 @@ impl<'p, 'f> Rows<'p, 'f> {
         file: &'f File<'f>,
         names: &'f [String],
         label: Option<usize>,
+        weight: Option<usize>,
         readers: Vec<(&'p str, Reader<'p>)>,
     ) -> Self {
         let class_names = plan
@@ -252,12 +257,14 @@ impl<'p, 'f> Rows<'p, 'f> {
             file,
             names,
             label,
+            weight,
             readers,
             class_names,
             numeric: BTreeMap::new(),
             ids: BTreeMap::new(),
             classes: Vec::new(),
             values: Vec::new(),
+            weights: Vec::new(),
             table: Table::default(),
             first_error: None,
             row_numeric: HashMap::new(),
@@ -314,7 +321,28 @@ impl<'p, 'f> Rows<'p, 'f> {
         if let Some(field) = self.label {
             self.read_label(&at, field)?;
         }
+        if let Some(field) = self.weight {
+            self.read_weight(&at, field)?;
+        }
         Ok(())
+    }
+
+    /// The row's weight: a finite number, not negative.
+    fn read_weight(&mut self, at: &Fields, field: usize) -> Result<(), DataError> {
+        let column = self.names[field].clone();
+        let raw = at.text(field)?;
+        if raw.is_empty() || at.is_missing(raw) {
+            return Err(at.error(field, FieldProblem::WeightMissing { column }));
+        }
+        let problem = match raw.parse::<f32>() {
+            Ok(w) if w.is_finite() && w >= 0.0 => {
+                self.weights.push(w);
+                return Ok(());
+            }
+            Ok(w) if w.is_finite() => FieldProblem::WeightNegative { column, found: shown(raw) },
+            _ => FieldProblem::WeightNotANumber { column, found: shown(raw) },
+        };
+        Err(at.error(field, problem))
     }
 
     /// The row's label: a number for regressors, a class id for classifiers.
@@ -369,6 +397,7 @@ impl<'p, 'f> Rows<'p, 'f> {
         }
         self.classes.truncate(rows);
         self.values.truncate(rows);
+        self.weights.truncate(rows);
         self.table.skipped += 1;
         if self.first_error.is_none() {
             self.table.first_skipped = Some(e.to_string());
@@ -395,6 +424,7 @@ impl<'p, 'f> Rows<'p, 'f> {
             (_, HeadKind::Regression) => Some(Labels::Values(self.values)),
             _ => Some(Labels::Classes(self.classes)),
         };
+        table.weights = self.weight.map(|_| self.weights);
         Ok(table)
     }
 }

@@ -183,6 +183,28 @@ pub enum FieldProblem {
     /// A class label that is not an id, without `label_vocabulary`.
     #[error("label `{0}` is not a class id; give class names in `label_vocabulary`")]
     LabelNotAClassId(String),
+    /// A row without its weight.
+    #[error("the weight `{column}` is missing")]
+    WeightMissing {
+        /// The weight column.
+        column: String,
+    },
+    /// A weight that is not a finite number.
+    #[error("the weight `{column}` must be a number, found `{found}`")]
+    WeightNotANumber {
+        /// The weight column.
+        column: String,
+        /// The field.
+        found: String,
+    },
+    /// A negative weight, which would push the model away from the example's label.
+    #[error("the weight `{column}` must not be negative, found `{found}`")]
+    WeightNegative {
+        /// The weight column.
+        column: String,
+        /// The field.
+        found: String,
+    },
     /// The csv crate could not read the record.
     #[error("{0}")]
     Csv(csv::Error),

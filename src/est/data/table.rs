@@ -1,4 +1,4 @@
-//! A data file as typed columns: one numeric block, id columns, labels, and what
+//! A data file as typed columns: one numeric block, id columns, labels and weights, and what
 //! `bad_rows = skip` left out. Both readers build it; lowering turns it into tensors.
 
 use std::collections::BTreeMap;
@@ -20,6 +20,9 @@ pub struct Table {
     pub ids: BTreeMap<String, IdColumn>,
     /// Class ids or values, when the rows were read for training or evaluation.
     pub labels: Option<Labels>,
+    /// Each row's weight (the data block's `weight` column), when the rows were read for
+    /// training or evaluation and the pipeline weights them.
+    pub weights: Option<Vec<f32>>,
     /// Rows left out under `bad_rows = skip`, and the first reason.
     pub skipped: usize,
     /// The first skipped row's error, as a message.

@@ -108,25 +108,33 @@ fn rows(delta: &mut [f32], out: &[f32], bias: &mut [f32], f: impl Fn(f32, f32) -
     }
 }
 
-/// The head's mean loss over the batch. Replaces the logits with the loss's gradient with
-/// respect to them and writes its column sums, the logits bias's gradient, to `bias`.
+/// The head's mean loss over the batch, each row's loss scaled by its weight, if any, and the
+/// sum divided by the rows (tf.estimator's `SUM_OVER_BATCH_SIZE`). Replaces the logits with the
+/// loss's gradient with respect to them and writes its column sums, the logits bias's gradient,
+/// to `bias`.
 pub(super) fn head_loss(
     head: HeadKind,
     logits: &mut [f32],
     labels: &Tensor,
+    weights: Option<&[f32]>,
     bias: &mut [f32],
 ) -> Result<f64, TrainError> {
     let width = bias.len();
     let n = logits.len() / width;
     let scale = 1.0 / n as f32;
+    if weights.is_some_and(|w| w.len() != n) {
+        return Err(StepError::Weights.into());
+    }
+    // A weight of 1 changes no bit of the loss or its gradient: unweighted runs stay as they were.
+    let weight = |r: usize| weights.and_then(|w| w.get(r)).copied().unwrap_or(1.0);
     bias.fill(0.0);
     // In f32, as libtorch's loss: a loss beyond f32 is infinite, and training stops.
     let mut total = 0f32;
     match head {
         HeadKind::MultiClass | HeadKind::Binary => {
             let classes = int_labels(labels, n)?;
-            for (row, &class) in logits.chunks_exact_mut(width).zip(classes) {
-                let bad = || StepError::LabelOutOfRange(class);
+            for (r, (row, &class)) in logits.chunks_exact_mut(width).zip(classes).enumerate() {
+                let (w, bad) = (weight(r), || StepError::LabelOutOfRange(class));
                 if head == HeadKind::Binary {
                     let y = match class {
                         0 => 0.0,
@@ -135,8 +143,8 @@ pub(super) fn head_loss(
                     };
                     let z = row[0];
                     // Sigmoid cross entropy, as libtorch computes it without overflow.
-                    total += (1.0 - y) * z + (-z).max(0.0) + ((-z.abs()).exp()).ln_1p();
-                    row[0] = (sigmoid(z) - y) * scale;
+                    total += w * ((1.0 - y) * z + (-z).max(0.0) + ((-z.abs()).exp()).ln_1p());
+                    row[0] = (sigmoid(z) - y) * (w * scale);
                 } else {
                     let class = usize::try_from(class).ok().filter(|&c| c < width).ok_or_else(bad)?;
                     // Softmax cross entropy: log Σ exp(z − max) − (z_class − max).
@@ -147,13 +155,14 @@ pub(super) fn head_loss(
                         *v = (*v - max).exp();
                         sum += *v;
                     }
-                    total += sum.ln() - picked;
-                    // Its gradient: (softmax − one-hot) / n.
+                    total += w * (sum.ln() - picked);
+                    // Its gradient: (softmax − one-hot) × w / n.
                     let inverse = 1.0 / sum;
                     for v in row.iter_mut() {
                         *v *= inverse;
                     }
                     row[class] -= 1.0;
+                    let scale = w * scale;
                     for v in row.iter_mut() {
                         *v *= scale;
                     }
@@ -165,10 +174,10 @@ pub(super) fn head_loss(
         }
         HeadKind::Regression => {
             let values = float_labels(labels, n)?;
-            for (row, &y) in logits.chunks_exact_mut(width).zip(values) {
-                let d = row[0] - y;
-                total += d * d;
-                row[0] = 2.0 * d * scale;
+            for (r, (row, &y)) in logits.chunks_exact_mut(width).zip(values).enumerate() {
+                let (w, d) = (weight(r), row[0] - y);
+                total += w * (d * d);
+                row[0] = 2.0 * d * (w * scale);
                 bias[0] += row[0];
             }
         }

@@ -67,6 +67,9 @@ pub enum StepError {
     /// Regression labels in another layout than float on the CPU, one per row.
     #[error("regression labels must be float on the cpu, one per row")]
     ValueLabels,
+    /// Example weights in another layout than float on the CPU, one per row.
+    #[error("example weights must be float on the cpu, one per row")]
+    Weights,
     /// A buffer that is not a contiguous float CPU tensor.
     #[error("a buffer of the written-out step is not a contiguous float tensor on the cpu")]
     Layout,
@@ -89,6 +92,31 @@ unsafe fn buffer(t: &Tensor) -> Result<&mut [f32], StepError> {
 unsafe fn values(t: &Tensor) -> Result<&[f32], StepError> {
     // SAFETY: the caller's promise.
     unsafe { slice(t) }.ok_or(StepError::Layout)
+}
+
+/// A batch's example weights, one per row, if it has them.
+fn example_weights(weights: Option<&Tensor>, n: i64) -> Result<Option<&[f32]>, StepError> {
+    let Some(weights) = weights else { return Ok(None) };
+    // SAFETY: a batch's weights, which nothing writes during the step.
+    let weights = unsafe { slice::<f32>(weights) }.filter(|w| w.len() as i64 == n).ok_or(StepError::Weights)?;
+    Ok(Some(weights))
+}
+
+/// The head's loss over `logits` and its gradient with respect to them, as the written-out step
+/// computes them: for tests that hold it to another implementation of the loss.
+pub fn head_gradient(
+    head: HeadKind,
+    logits: &Tensor,
+    labels: &Tensor,
+    weights: Option<&Tensor>,
+) -> Result<(f64, Tensor), TrainError> {
+    let (n, width) = logits.size2()?;
+    let grad = logits.f_detach_copy()?.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?;
+    let bias = Tensor::f_zeros([width], (Kind::Float, Device::Cpu))?;
+    let weights = example_weights(weights, n)?;
+    // SAFETY: the gradient and the bias are fresh tensors of this function's own.
+    let loss = head_loss(head, unsafe { buffer(&grad)? }, labels, weights, unsafe { buffer(&bias)? })?;
+    Ok((loss, grad))
 }
 
 /// Weights looked up by id and combined, and the view of their gradient.
@@ -203,9 +231,10 @@ impl Direct {
             (None, Some(linear)) => &linear.bias,
             (None, None) => return Err(StepError::NoParts.into()),
         };
+        let weights = example_weights(x.weights.as_ref(), n)?;
         // SAFETY: the logits are a buffer of the step's own, the bias gradient a view into
         // another; nothing else touches them meanwhile.
-        let loss = head_loss(self.head, unsafe { buffer(&logits)? }, labels, unsafe { buffer(bias)? })?;
+        let loss = head_loss(self.head, unsafe { buffer(&logits)? }, labels, weights, unsafe { buffer(bias)? })?;
         if let Some(linear) = &self.linear {
             if self.dnn.is_some() {
                 // Both biases are added to every row's logits: the same gradient.

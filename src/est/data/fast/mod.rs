@@ -134,8 +134,13 @@ struct Layout<'p> {
 
 impl<'p> Layout<'p> {
     /// The layout for a file with columns `names`; `None` for a plan the fast way does not
-    /// take (a column of several numbers, a multivalent column) or a column the file lacks.
+    /// take (a column of several numbers, a multivalent column, weighted rows) or a column the
+    /// file lacks.
     fn of(plan: &'p Plan, names: &[String], purpose: Purpose) -> Option<Layout<'p>> {
+        // The fast way reads no weights; the careful one does, and names a bad one's line and column.
+        if purpose == Purpose::Labelled && plan.data.weight.is_some() {
+            return None;
+        }
         let at = |name: &str| names.iter().position(|n| n == name);
         let mut columns = Vec::new();
         let mut fields: Vec<(usize, Field)> = Vec::new();
