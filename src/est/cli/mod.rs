@@ -80,9 +80,9 @@ pub enum Command {
     },
     /// Train: restore the latest checkpoint in model_dir, train, write checkpoints.
     Train(args::TrainArgs),
-    /// Evaluate the latest checkpoint and print tf.estimator's metrics.
+    /// Evaluate a checkpoint (the latest, or --checkpoint best|STEP) and print tf.estimator's metrics.
     Evaluate(args::EvaluateArgs),
-    /// Predict rows of a CSV with the latest checkpoint.
+    /// Predict rows of a CSV with a checkpoint (the latest, or --checkpoint best|STEP).
     Predict(args::PredictArgs),
     /// Train, and retrain whenever the .est file or its data change (Ctrl-C to stop).
     Watch(args::WatchArgs),
