@@ -93,7 +93,7 @@ pub fn chart(title: &str, points: &[(u64, f32)], best: Option<u64>) -> String {
             b = x as u64
         ));
         svg.push_str(&format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" font-family=\"sans-serif\" fill=\"#d62728\">best, step {}</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" font-family=\"sans-serif\" fill=\"#d62728\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">best, step {}</text>",
             px(x) + 6.0,
             py(y) - 6.0,
             x as u64
