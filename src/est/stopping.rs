@@ -38,17 +38,20 @@ impl StopState {
     pub fn observe(previous: Option<&StopState>, spec: &EarlyStopSpec, step: u64, value: f64) -> StopState {
         let objective = &spec.objective;
         let previous = previous.filter(|p| p.metric == objective.metric && p.mode == objective.mode);
+        // A value that is not a number never becomes the best: it counts as no improvement.
+        let improved = value.is_finite() && previous.is_none_or(|p| objective.improves(value, p.best, spec.min_delta));
+        let fresh = |best: f64, since: u32| StopState {
+            metric: objective.metric.clone(),
+            mode: objective.mode,
+            best,
+            best_step: step,
+            since,
+        };
         match previous {
-            Some(p) if !objective.improves(value, p.best, spec.min_delta) => {
-                StopState { since: p.since.saturating_add(1), ..p.clone() }
-            }
-            _ => StopState {
-                metric: objective.metric.clone(),
-                mode: objective.mode,
-                best: value,
-                best_step: step,
-                since: 0,
-            },
+            _ if improved => fresh(value, 0),
+            Some(p) => StopState { since: p.since.saturating_add(1), ..p.clone() },
+            // The worst value there is, so the first real one improves on it.
+            None => fresh(objective.cost(f64::INFINITY), 1),
         }
     }
 
@@ -146,6 +149,13 @@ mod tests {
         let next = StopState::observe(Some(&old), &spec(3, 0.0, 0), 200, 0.4);
         assert_eq!((next.metric.as_str(), next.best, next.best_step, next.since), ("average_loss", 0.4, 200, 0));
         assert!(!old.stops(&spec(3, 0.0, 0), 200));
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_number_never_becomes_the_best() {
+        let (state, stop) = run(&spec(2, 0.0, 0), &[f64::NAN, 0.5, f64::NAN, 0.4, f64::NAN, f64::NAN]);
+        assert_eq!(stop, Some(600));
+        assert_eq!((state.best, state.best_step), (0.4, 400));
     }
 
     #[test]
