@@ -40,3 +40,15 @@ pub fn torch_rng() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// What `tests/reference/<script>` prints, run by the venv's Python with torch; `None` when
+/// `EST_PYTHON` is not set, and the recorded output is checked instead.
+pub fn torch_reference(script: &str) -> Option<String> {
+    let python = std::env::var("EST_PYTHON").ok()?;
+    let out = std::process::Command::new(python)
+        .arg(root().join("tests/reference").join(script))
+        .output()
+        .expect("the reference script runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Some(String::from_utf8(out.stdout).unwrap())
+}

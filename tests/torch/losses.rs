@@ -11,7 +11,7 @@ use est::plan::HeadKind;
 use est_torch::lower::{Inputs, Model};
 use est_torch::train::direct::head_gradient;
 
-use crate::common::{compile_text, read, root};
+use crate::common::{compile_text, read};
 
 #[derive(Deserialize)]
 struct Reference {
@@ -35,13 +35,7 @@ fn recorded() -> String {
 
 /// The reference computed now, when the venv with torch is there.
 fn live() -> Option<String> {
-    let python = std::env::var("EST_PYTHON").ok()?;
-    let out = std::process::Command::new(python)
-        .arg(root().join("tests/reference/losses.py"))
-        .output()
-        .expect("the reference script runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    Some(String::from_utf8(out.stdout).unwrap())
+    crate::common::torch_reference("losses.py")
 }
 
 /// A model with `kind`'s head over a file with a label and a weight column.

@@ -8,7 +8,7 @@ use tch::Tensor;
 use est::pipeline::Optimizer;
 use est_torch::train::optim::{clip_global_norm, OptimizerState};
 
-use crate::common::{read, root};
+use crate::common::read;
 
 #[derive(Deserialize)]
 struct Reference {
@@ -37,13 +37,7 @@ fn recorded() -> String {
 
 /// The reference computed now, when the venv with torch is there.
 fn live() -> Option<String> {
-    let python = std::env::var("EST_PYTHON").ok()?;
-    let out = std::process::Command::new(python)
-        .arg(root().join("tests/reference/optimizers.py"))
-        .output()
-        .expect("the reference script runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    Some(String::from_utf8(out.stdout).unwrap())
+    crate::common::torch_reference("optimizers.py")
 }
 
 fn tensor(values: &[f32], shape: &[i64]) -> Tensor {
