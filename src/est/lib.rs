@@ -20,6 +20,7 @@ pub mod data;
 pub mod diagnostic;
 pub mod diff;
 pub mod events;
+pub mod export;
 pub mod pipeline;
 pub mod plan;
 pub mod render;

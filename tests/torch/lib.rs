@@ -5,6 +5,7 @@
 mod backprop;
 mod common;
 mod events;
+mod export;
 mod guard;
 mod losses;
 mod optimizers;

@@ -125,3 +125,30 @@ pub enum OnIncompatible {
     /// Stop training until the next edit.
     Stop,
 }
+
+/// `est export`'s arguments.
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// The .est file.
+    pub file: Utf8PathBuf,
+    /// Use this model_dir instead of the file's.
+    #[arg(long)]
+    pub model_dir: Option<Utf8PathBuf>,
+    /// Which checkpoint: `latest`, `best` (by the checkpoint block's `best_by`, among those
+    /// evaluated during training) or a global step.
+    #[arg(long, default_value = "latest", value_name = "latest|best|STEP")]
+    pub checkpoint: Choice,
+    /// The folder to write (it must not exist, or be empty). Default: MODEL_DIR/export/STEP.
+    #[arg(long)]
+    pub out: Option<Utf8PathBuf>,
+}
+
+/// `est featurize`'s arguments.
+#[derive(Args, Debug, Clone)]
+pub struct FeaturizeArgs {
+    /// The .est file.
+    pub file: Utf8PathBuf,
+    /// Rows to featurize (a CSV; a label column is not needed). Default: the pipeline's `predict`.
+    #[arg(long)]
+    pub input: Option<Utf8PathBuf>,
+}

@@ -3,6 +3,7 @@
 
 pub mod args;
 mod diff;
+mod export;
 pub mod front;
 pub mod guard;
 mod inspect;
@@ -84,6 +85,10 @@ pub enum Command {
     Evaluate(args::EvaluateArgs),
     /// Predict rows of a CSV with a checkpoint (the latest, or --checkpoint best|STEP).
     Predict(args::PredictArgs),
+    /// Export a checkpoint as an ONNX model that runs without est, preprocessing included.
+    Export(args::ExportArgs),
+    /// Print the ids an exported model's id inputs take, one JSON object per row of a CSV.
+    Featurize(args::FeaturizeArgs),
     /// Train, and retrain whenever the .est file or its data change (Ctrl-C to stop).
     Watch(args::WatchArgs),
     /// Show what changed between a model_dir (or a .est file) and a .est file, as the guard would.
@@ -166,6 +171,8 @@ pub fn run(training: &dyn Training) -> i32 {
         Command::Evaluate(args) => training.evaluate(&args, color),
         Command::Predict(args) => training.predict(&args, color),
         Command::Watch(args) => training.watch(&args, color),
+        Command::Export(args) => export::export(&args, color),
+        Command::Featurize(args) => export::featurize(&args, color),
         Command::Diff { old, new } => diff::diff(&old, &new, color),
         Command::Inspect { model_dir, json } => inspect::inspect(&model_dir, json),
         Command::Report { model_dir, out, format } => report(&model_dir, out.as_deref(), format),
