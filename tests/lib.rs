@@ -5,5 +5,6 @@ mod cli;
 mod common;
 mod compile;
 mod data;
+mod export;
 mod fingerprint;
 mod fuzz;

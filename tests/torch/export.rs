@@ -361,7 +361,7 @@ fn every_model_kind_and_column_kind_runs_in_onnxruntime_as_est_predicts_it() {
             ("tags", "ids", n("K_tags".into())),
             ("x", "numbers", n(2.into())),
             ("y", "numbers", n(1.into())),
-            ("color_x_level", "ids", n("K_color_x_level".into())),
+            ("color_x_level", "ids", n(1.into())),
             ("tags_x_color", "ids", n("K_tags_x_color".into())),
         ]
     );

@@ -201,15 +201,18 @@ fn fresh_archives_and_starts_over_and_reset_optimizer_keeps_the_weights() {
         est::checkpoint::format::decode(&std::fs::read(dir.join("models/iris/ckpt-201.safetensors")).unwrap()).unwrap();
     assert_eq!(meta.global_step, 201);
     assert!(tensors.contains_key("optimizer/all/dnn/logits/kernel/exp_avg"));
+    ok(&est(dir, &["export", "iris.est"]));
 
     edit(dir, "iris.est", "hidden_units = [10, 10]", "hidden_units = [4]");
     let out = est(dir, &["train", "iris.est", "--fresh", "--steps", "3"]);
     let summary = ok(&out);
     assert!(summary.starts_with("trained iris: step 0 → 3 in "), "{summary}");
     let archive = std::fs::read_dir(dir.join("models/iris/archive")).unwrap().next().unwrap().unwrap().path();
-    for kept in ["ckpt-200.safetensors", "ckpt-201.safetensors", "manifest.yaml"] {
+    for kept in ["ckpt-200.safetensors", "ckpt-201.safetensors", "manifest.yaml", "export/201/model.onnx"] {
         assert!(archive.join(kept).exists(), "{kept} was not archived");
     }
+    // The old model's exports go with its checkpoints.
+    assert!(!dir.join("models/iris/export").exists());
 }
 
 #[test]

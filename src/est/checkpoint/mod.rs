@@ -25,6 +25,8 @@ pub const MANIFEST: &str = "manifest.yaml";
 const LOCK: &str = ".lock";
 /// Evaluation output, as tf.estimator's `eval/` folder.
 pub const EVAL_DIR: &str = "eval";
+/// `est export`'s folders, one per exported step.
+pub const EXPORT_DIR: &str = "export";
 const EVAL_RECORD: &str = "metrics.yaml";
 
 /// Held while a run writes to a model_dir.
@@ -512,8 +514,8 @@ impl Store {
         Ok(entry)
     }
 
-    /// Moves every checkpoint, the manifest, the event files and the evaluation folder into
-    /// `archive/<time>/`, deleting nothing. Returns that folder.
+    /// Moves every checkpoint, the manifest, the event files, the evaluation folder and the
+    /// exports into `archive/<time>/`, deleting nothing. Returns that folder.
     pub fn archive(&self, now: f64) -> Result<Utf8PathBuf, CheckpointError> {
         let stamp = time::rfc3339(now).replace(':', "-");
         let mut target = self.dir.join("archive").join(&stamp);
@@ -529,7 +531,7 @@ impl Store {
             let name = entry.file_name().to_string_lossy().into_owned();
             let is_checkpoint = name.starts_with("ckpt-") && name.ends_with(".safetensors");
             let is_events = name.starts_with("events.out.tfevents.");
-            if is_checkpoint || is_events || name == MANIFEST || name == EVAL_DIR {
+            if is_checkpoint || is_events || name == MANIFEST || name == EVAL_DIR || name == EXPORT_DIR {
                 moved.push(name);
             }
         }

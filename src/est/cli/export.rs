@@ -6,7 +6,7 @@ use std::io::Write;
 use super::args::{ExportArgs, FeaturizeArgs};
 use super::guard::{self, Allow};
 use super::{exit, front};
-use crate::checkpoint::Store;
+use crate::checkpoint::{Store, EXPORT_DIR};
 use crate::data::{self, Purpose, Table};
 use crate::export::{self, ExportError};
 use crate::plan::Plan;
@@ -43,7 +43,7 @@ pub fn export(args: &ExportArgs, color: bool) -> i32 {
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
-    let out = args.out.clone().unwrap_or_else(|| dir.join("export").join(loaded.entry.step.to_string()));
+    let out = args.out.clone().unwrap_or_else(|| dir.join(EXPORT_DIR).join(loaded.entry.step.to_string()));
     // As short as it can be said from here: messages show it.
     let out = camino::Utf8PathBuf::from(guard::display(&out));
     let example = example(plan);

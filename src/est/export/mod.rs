@@ -99,12 +99,16 @@ pub fn export(
     tensors: &BTreeMap<String, HostTensor>,
     example: Option<&Table>,
 ) -> Result<Export, ExportError> {
+    // Refused before a tensor is copied: the plan knows every variable's size.
+    let bytes: u64 = plan.model.variables.iter().map(|v| 4 * v.shape.iter().product::<u64>()).sum();
+    if bytes >= PROTOBUF_LIMIT {
+        return Err(ExportError::TooLarge { bytes });
+    }
     let inputs = signature::inputs(plan)?;
     let outputs = signature::outputs(plan);
     let graph = build::graph(plan, tensors, &inputs, &outputs)?;
-    let bytes = graph.weight_bytes();
-    if bytes >= PROTOBUF_LIMIT {
-        return Err(ExportError::TooLarge { bytes });
+    if graph.weight_bytes() >= PROTOBUF_LIMIT {
+        return Err(ExportError::TooLarge { bytes: graph.weight_bytes() });
     }
     let uses_ml = graph.uses_ml;
     let doc = format!("est pipeline `{}` at global step {}", plan.pipeline, entry.step);

@@ -225,13 +225,21 @@ pub fn inputs(plan: &Plan) -> Result<Vec<Input>, ExportError> {
                     buckets: ids.buckets(),
                     rule: IdRule::Categorical { ids: ids.clone(), separator: separator.clone() },
                 },
-                how: format!("the ids of `{name}` from `{column}`, as `est featurize` prints them; -1 pads a row"),
+                how: if name == column {
+                    format!("the ids of `{name}`, as `est featurize` prints them; -1 pads a row")
+                } else {
+                    format!("the ids of `{name}` (from `{column}`), as `est featurize` prints them; -1 pads a row")
+                },
             },
             FeatureKind::Crossed { sources, hash_buckets } => {
+                // A cross has one id per combination: several only when a source is multivalent.
+                let multivalent = sources.iter().any(|s| {
+                    plan.feature(s).is_some_and(|f| matches!(&f.feature.kind, FeatureKind::Categorical { separator: Some(_), .. }))
+                });
                 crossed.push(Input {
                     name: name.clone(),
                     elem: Elem::Int64,
-                    shape: vec![batch(), Dim::Named(format!("K_{name}"))],
+                    shape: vec![batch(), if multivalent { Dim::Named(format!("K_{name}")) } else { Dim::Fixed(1) }],
                     column: None,
                     features: vec![name.clone()],
                     feed: Feed::Ids {
