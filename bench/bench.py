@@ -126,6 +126,41 @@ def ingest(est_file, csv, rounds):
     return est, pandas
 
 
+ORT_RUN = """
+import json, sys, time
+import numpy as np, onnxruntime as ort, pandas as pd
+export, csv = sys.argv[1], sys.argv[2]
+signature = json.load(open(export + "/signature.json"))
+start = time.perf_counter()
+frame = pd.read_csv(csv)
+feeds = {i["name"]: frame[i["column"]].to_numpy(np.float32).reshape(-1, 1) for i in signature["inputs"]}
+read = time.perf_counter() - start
+session = ort.InferenceSession(export + "/model.onnx", providers=["CPUExecutionProvider"])
+session.run(None, {k: v[:256] for k, v in feeds.items()})
+start = time.perf_counter()
+session.run(None, feeds)
+print(json.dumps({"run_s": time.perf_counter() - start, "read_s": read, "rows": len(frame)}))
+"""
+
+
+def serving(est_file, model_dir, csv, rounds):
+    """The synthetic model exported, then predictions per second, alternating: `est predict` on
+    the CSV (start-up, reading, writing JSON lines), and onnxruntime on the same rows (one run
+    over all of them, and pandas' reading of the CSV before it)."""
+    out = os.path.join(WORK, "export-synthetic")
+    shutil.rmtree(out, ignore_errors=True)
+    subprocess.run([EST, "export", est_file, "--model-dir", model_dir, "--out", out], check=True, capture_output=True)
+    est, ort = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        subprocess.run([EST, "predict", est_file, "--model-dir", model_dir, "--input", csv, "--output", os.devnull],
+                       check=True, capture_output=True)
+        est.append(time.perf_counter() - start)
+        done = subprocess.run([PYTHON, "-c", ORT_RUN, out, csv], check=True, capture_output=True, text=True)
+        ort.append(json.loads(done.stdout))
+    return est, ort
+
+
 def peak_rss(args):
     """Peak resident memory of one child, in MB."""
     out = subprocess.run(["/usr/bin/time", "-f", "%M"] + args, capture_output=True, text=True)
@@ -193,6 +228,7 @@ def main():
     first = statistics.median(r["first_step"] for r in synth_runs)
     stall = max(r["stall_ms"] for r in synth_runs)
     torch_save = statistics.median(r["save_ms"] for r in rows[1][5])
+    predicts, ort_runs = serving(synth_file, os.path.join(WORK, "models-synthetic"), synth, rounds)
     iris_file = os.path.join(WORK, "iris.est")
     for d in ("rss-base", "rss-synth"):
         shutil.rmtree(os.path.join(WORK, d), ignore_errors=True)
@@ -206,6 +242,10 @@ def main():
     print(f"| the same, inside the training runs above | {in_training * 1000:.0f} ms | | |")
     print(f"| `est train` to the first step, synthetic | {first * 1000:.0f} ms | | limit 500 ms |")
     print(f"| checkpoint stall of the training thread, synthetic | {stall:.2f} ms (worst) | torch.save, no fsync: {torch_save:.2f} ms | limit 1 ms |")
+    predict_rate = SYNTH_ROWS / statistics.median(predicts)
+    ort_rate = SYNTH_ROWS / statistics.median(r["run_s"] for r in ort_runs)
+    ort_read_rate = SYNTH_ROWS / statistics.median(r["run_s"] + r["read_s"] for r in ort_runs)
+    print(f"| predictions/s, synthetic model, {SYNTH_ROWS:,} rows: `est predict` (CSV in, JSON lines out) | {predict_rate:,.0f} | onnxruntime on the export, one run: {ort_rate:,.0f}; with pandas reading the CSV: {ort_read_rate:,.0f} | {ort_rate / predict_rate:.1f}x; {ort_read_rate / predict_rate:.1f}x |")
     print(f"| peak RSS, synthetic | {peak:.0f} MB | libtorch baseline (iris, 1 step): {baseline:.0f} MB; dataset tensors {dataset_mb:.1f} MB | limit {baseline + 1.5 * dataset_mb:.0f} MB |")
 
 

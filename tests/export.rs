@@ -154,3 +154,19 @@ fn export_without_a_checkpoint_says_to_train_first() {
         "error: `models/iris` holds no checkpoint to export: train first (`est train iris.est`)\n"
     );
 }
+
+#[test]
+fn readme_gives_the_hash_featurize_uses_and_documents_the_commands() {
+    let readme = read("README.md");
+    assert!(
+        readme.contains(&format!("```python\n{}```", export::HASH_PYTHON)),
+        "README's hash differs from the export's"
+    );
+    assert!(readme.contains("\n## Serving a model\n"));
+    for command in [
+        "`est export FILE [--model-dir DIR] [--checkpoint latest\\|best\\|STEP] [--out DIR]`",
+        "`est featurize FILE [--input CSV]`",
+    ] {
+        assert!(readme.contains(command), "README's command table lacks {command}");
+    }
+}
