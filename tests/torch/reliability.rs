@@ -235,6 +235,33 @@ fn a_file_size_limit_during_a_save_loses_nothing() {
     ok(&est(tmp.path(), &["train", "iris.est", "--steps", "1"]));
 }
 
+#[test]
+fn an_export_that_cannot_be_written_leaves_nothing_behind() {
+    let tmp = iris_dir("save_every = 20m");
+    let path = tmp.path().join("iris.est");
+    // A model.onnx of about 18 kB.
+    let spec = std::fs::read_to_string(&path).unwrap().replace("[10, 10]", "[64, 64]");
+    std::fs::write(&path, spec).unwrap();
+    ok(&est(tmp.path(), &["train", "iris.est", "--steps", "10"]));
+    let command = format!("ulimit -f 16; exec {} export iris.est --out onnx", crate::common::est_bin().display());
+    let out = Command::new("sh").args(["-c", &command]).current_dir(tmp.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("error: cannot export `iris.est`: cannot write `") && stderr.contains("File too large"),
+        "{stderr}"
+    );
+    let left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!left.iter().any(|n| n == "onnx" || n.contains(".tmp-")), "{left:?}");
+    let out = est(tmp.path(), &["export", "iris.est", "--out", "onnx"]);
+    ok(&out);
+    assert!(tmp.path().join("onnx/model.onnx").metadata().unwrap().len() > 8 * 1024);
+}
+
 /// A small tmpfs as model_dir, where this machine allows mounting one.
 struct Mount(std::path::PathBuf);
 

@@ -189,8 +189,8 @@ pub fn write(export: &Export, out: &Utf8Path) -> Result<(), ExportError> {
             ("README.md", export.readme.as_bytes()),
         ];
         for (file, bytes) in files {
-            let path = tmp.join(file);
-            crate::checkpoint::atomic::write(&path, bytes).map_err(io("write", &path))?;
+            // Named where it was going: the temporary folder is gone after a failure.
+            crate::checkpoint::atomic::write(&tmp.join(file), bytes).map_err(io("write", &out.join(file)))?;
         }
         if out.exists() {
             std::fs::remove_dir(out).map_err(io("replace", out))?;
