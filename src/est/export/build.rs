@@ -112,8 +112,11 @@ impl Builder<'_> {
         if tensor.shape != shape {
             return Err(ExportError::WrongShape { name: name.into(), found: tensor.shape.clone(), expected: shape });
         }
-        let values = tensor.to_f32().ok_or_else(missing)?;
-        let value = self.g.weight(name, &tensor.shape, &values)?;
+        if tensor.dtype != safetensors::Dtype::F32 {
+            return Err(missing());
+        }
+        // Checkpoints and ONNX both hold float32 little-endian, row-major: the bytes go as they are.
+        let value = self.g.weight(name, &tensor.shape, tensor.bytes.clone())?;
         self.weights.insert(name.to_string(), value.clone());
         Ok(value)
     }
@@ -122,14 +125,14 @@ impl Builder<'_> {
         self.inputs
             .iter()
             .find(|i| i.reads(feature))
-            .ok_or_else(|| ExportError::MissingTensor(format!("input of {feature}")))
+            .ok_or_else(|| ExportError::Bug(format!("no input feeds `{feature}`")))
     }
 
     fn feature(&self, name: &str) -> Result<&FeatureKind, ExportError> {
         self.plan
             .feature(name)
             .map(|f| &f.feature.kind)
-            .ok_or_else(|| ExportError::MissingTensor(format!("feature {name}")))
+            .ok_or_else(|| ExportError::Bug(format!("the plan has no feature `{name}`")))
     }
 
     fn width(&self, name: &str) -> u64 {
@@ -142,7 +145,7 @@ impl Builder<'_> {
             return Ok(v.clone());
         }
         let FeatureKind::Numeric { default, .. } = self.feature(name)?.clone() else {
-            return Err(ExportError::MissingTensor(format!("numeric feature {name}")));
+            return Err(ExportError::Bug(format!("`{name}` is not numeric")));
         };
         let x = self.input_of(name)?.name.clone();
         let value = match default {
@@ -161,7 +164,7 @@ impl Builder<'_> {
     /// A numeric feature normalised with the checkpoint's statistics: `(x - shift) / scale`.
     fn numeric(&mut self, name: &str) -> Result<String, ExportError> {
         let FeatureKind::Numeric { normalize, .. } = self.feature(name)?.clone() else {
-            return Err(ExportError::MissingTensor(format!("numeric feature {name}")));
+            return Err(ExportError::Bug(format!("`{name}` is not numeric")));
         };
         let raw = self.raw(name)?;
         Ok(match normalize {
@@ -223,7 +226,7 @@ impl Builder<'_> {
             FeatureKind::Crossed { hash_buckets, .. } => {
                 Ids { value: self.input_of(name)?.name.clone(), buckets: hash_buckets }
             }
-            _ => return Err(ExportError::MissingTensor(format!("ids of {name}"))),
+            _ => return Err(ExportError::Bug(format!("`{name}` has no ids"))),
         };
         self.ids.insert(name.to_string(), ids.clone());
         Ok(ids)
@@ -301,7 +304,7 @@ impl Builder<'_> {
                 self.embed(&table, &source, combiner, &format!("{scope}/{name}"))?
             }
             FeatureKind::Categorical { .. } | FeatureKind::Crossed { .. } => {
-                return Err(ExportError::MissingTensor(format!("{name} (a sparse column in a dense layer)")))
+                return Err(ExportError::Bug(format!("`{name}` is a sparse column in a dense layer")))
             }
         };
         self.dense.insert(key, value.clone());
@@ -325,14 +328,17 @@ impl Builder<'_> {
         if logits.is_none() && plan.model.kind.is_baseline() {
             // The bias alone, once per row.
             let bias = self.weight("baseline/bias")?;
-            let rows =
-                self.inputs.first().map(|i| i.name.clone()).ok_or_else(|| ExportError::MissingTensor("rows".into()))?;
+            let rows = self
+                .inputs
+                .first()
+                .map(|i| i.name.clone())
+                .ok_or_else(|| ExportError::Bug("a baseline without its `rows` input".into()))?;
             let n = self.g.op("Shape", &[&rows], vec![("end", Attr::Int(1))], "baseline/rows");
             let width = self.g.longs("baseline/width", &[1], &[plan.model.head.logits as i64]);
             let shape = self.g.op("Concat", &[&n, &width], vec![("axis", Attr::Int(0))], "baseline/shape");
             logits = Some(self.g.op("Expand", &[&bias, &shape], vec![], "baseline/logits"));
         }
-        logits.ok_or_else(|| ExportError::MissingTensor("dnn/logits/kernel".into()))
+        logits.ok_or_else(|| ExportError::Bug("a model without logits".into()))
     }
 
     fn dnn(&mut self, dnn: &DnnPlan) -> Result<String, ExportError> {

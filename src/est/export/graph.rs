@@ -70,8 +70,9 @@ impl Graph {
         self.outputs.push(value_info(name, elem_type, dims));
     }
 
-    /// A float initializer named `name`, as the checkpoint names the variable.
-    pub fn weight(&mut self, name: &str, dims: &[usize], values: &[f32]) -> Result<String, ExportError> {
+    /// A float initializer named `name`, as the checkpoint names the variable, of float32
+    /// little-endian bytes.
+    pub fn weight(&mut self, name: &str, dims: &[usize], raw_data: Vec<u8>) -> Result<String, ExportError> {
         if !self.taken.insert(name.to_string()) {
             return Err(ExportError::NameClash(name.to_string()));
         }
@@ -79,7 +80,7 @@ impl Graph {
             dims: dims.iter().map(|&d| d as i64).collect(),
             data_type: TYPE_FLOAT,
             name: name.to_string(),
-            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            raw_data,
             ..Default::default()
         });
         Ok(name.to_string())

@@ -86,6 +86,9 @@ pub enum ExportError {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// The plan and the graph disagree: a bug, never the user's doing.
+    #[error("{0}: this is a bug in est; please report it with the .est file")]
+    Bug(String),
     /// The README template failed.
     #[error("cannot render the README: {0}")]
     Readme(#[from] minijinja::Error),
