@@ -274,6 +274,7 @@ fn shop(name: &str, model: &str, label: &str, vocabulary: bool) -> Case {
     categorical level {{ identity = 5 }}
     categorical tags {{ vocabulary = ["a", "b", "c", "d"], separator = "|" }}
     categorical color {{ vocabulary = ["red", "green", "blue"] }}
+    categorical warm = "color" {{ vocabulary = ["blue", "red", "green"] }}
     bucketized y_buckets = y {{ boundaries = [-1, 0, 0.5, 1] }}
     crossed color_x_level = [color, level] {{ hash_buckets = 30 }}
     crossed tags_x_color = [tags, color] {{ hash_buckets = 40 }}
@@ -300,7 +301,7 @@ fn shop(name: &str, model: &str, label: &str, vocabulary: bool) -> Case {
     case
 }
 
-const LINEAR_INPUTS: &str = "[x, y, y_raw, city, city_words, level, tags, color, y_buckets, color_x_level, \
+const LINEAR_INPUTS: &str = "[x, y, y_raw, city, city_words, level, tags, color, warm, y_buckets, color_x_level, \
                              tags_x_color, tags_embedding, color_indicator]";
 
 #[test]
@@ -341,7 +342,8 @@ fn every_model_kind_and_column_kind_runs_in_onnxruntime_as_est_predicts_it() {
     ];
     check(&cases);
 
-    // Two features of one column share its input; a column read two ways gets a second one.
+    // Two features of one column share its input (`y`); a column read two ways gets a second
+    // one, named after the feature (`warm`).
     let signature: Value =
         serde_json::from_str(&std::fs::read_to_string(cases[0].path("onnx/signature.json")).unwrap()).unwrap();
     let inputs: Vec<(&str, &str, Value)> = signature["inputs"]
@@ -359,6 +361,7 @@ fn every_model_kind_and_column_kind_runs_in_onnxruntime_as_est_predicts_it() {
             ("color", "vocabulary", n(1.into())),
             ("level", "identity", n(1.into())),
             ("tags", "ids", n("K_tags".into())),
+            ("warm", "vocabulary", n(1.into())),
             ("x", "numbers", n(2.into())),
             ("y", "numbers", n(1.into())),
             ("color_x_level", "ids", n(1.into())),

@@ -10,7 +10,7 @@ use super::onnx::{TYPE_DOUBLE, TYPE_FLOAT, TYPE_INT64, TYPE_STRING};
 use super::signature::{self, Elem, Feed, Input, Output};
 use super::ExportError;
 use crate::checkpoint::HostTensor;
-use crate::pipeline::{Activation, Combiner, FeatureKind, Normalize};
+use crate::pipeline::{Activation, CategoricalIds, Combiner, FeatureKind, Normalize};
 use crate::plan::{DnnPlan, HeadKind, Plan};
 
 /// tf.layers.batch_normalization's epsilon, as training uses it.
@@ -211,7 +211,7 @@ impl Builder<'_> {
             FeatureKind::Categorical { ids, .. } => {
                 let input = self.input_of(name)?.clone();
                 let value = match (&input.feed, &ids) {
-                    (Feed::Vocabulary { vocabulary }, _) => {
+                    (Feed::Vocabulary { .. }, CategoricalIds::Vocabulary { vocabulary, .. }) => {
                         let attributes = vec![
                             ("keys_strings", Attr::Strings(vocabulary.clone())),
                             ("values_int64s", Attr::Ints((0..vocabulary.len() as i64).collect())),

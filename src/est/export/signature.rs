@@ -276,11 +276,15 @@ pub fn inputs(plan: &Plan) -> Result<Vec<Input>, ExportError> {
 /// feature's name when the column's name is taken.
 fn add(inputs: &mut Vec<Input>, mut input: Input) -> Result<(), ExportError> {
     if let Some(same) = inputs.iter_mut().find(|i| i.name == input.name) {
-        let shareable = same.column == input.column
-            && same.elem == input.elem
-            && same.shape == input.shape
-            && !matches!(input.feed, Feed::Ids { .. })
-            && !matches!(same.feed, Feed::Ids { .. });
+        // Numbers are shared as read; a looked-up value only with the same vocabulary or count.
+        let same_feed = match (&same.feed, &input.feed) {
+            (Feed::Numbers { .. }, Feed::Numbers { .. }) => true,
+            (Feed::Vocabulary { vocabulary: a }, Feed::Vocabulary { vocabulary: b }) => a == b,
+            (Feed::Identity { identity: a }, Feed::Identity { identity: b }) => a == b,
+            _ => false,
+        };
+        let shareable =
+            same_feed && same.column == input.column && same.elem == input.elem && same.shape == input.shape;
         if shareable {
             if let (Feed::Numbers { default: a, .. }, Feed::Numbers { default: b, .. }) = (&same.feed, &input.feed) {
                 // Each feature fills a NaN with its own default; say so when they differ.
