@@ -5,15 +5,20 @@ use std::process::{Command, Output};
 use crate::common::{compile_text, read, root};
 
 fn est(args: &[&str]) -> Output {
+    est_in(root().as_std_path(), args)
+}
+
+/// `est ARGS` run in `dir`.
+pub fn est_in(dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_est"))
         .args(args)
-        .current_dir(root())
+        .current_dir(dir)
         .env("NO_COLOR", "1")
         .output()
         .expect("the est binary runs")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 

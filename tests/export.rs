@@ -3,25 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use est::data::hash;
 use est::export::{self, signature, ExportError};
 
+use crate::cli::{est_in, text};
 use crate::common::{compile_text, read, root, settings};
-
-fn est(args: &[&str], dir: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_est"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the est binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).unwrap()
-}
 
 #[test]
 fn penguins_takes_numbers_a_looked_up_string_and_hashed_ids() {
@@ -86,7 +74,7 @@ fn featurize_prints_each_rows_ids_unpadded() {
     let tmp = tempfile::tempdir().unwrap();
     let rows = tmp.path().join("rows.csv");
     std::fs::write(&rows, PENGUIN_ROWS).unwrap();
-    let out = est(&["featurize", "pipelines/penguins.est", "--input", rows.to_str().unwrap()], root().as_std_path());
+    let out = est_in(root().as_std_path(), &["featurize", "pipelines/penguins.est", "--input", rows.to_str().unwrap()]);
     assert_eq!(text(&out.stderr), "");
     assert_eq!(out.status.code(), Some(0));
     // Islands are 0..3 in vocabulary order; sex is female 0, male 1, else its one extra bucket, 2.
@@ -108,7 +96,7 @@ fn featurize_names_a_bad_field_by_file_line_and_column() {
     let tmp = tempfile::tempdir().unwrap();
     let rows = tmp.path().join("rows.csv");
     std::fs::write(&rows, PENGUIN_ROWS.replace("Dream,NA,18", "Dream,NA,eighteen")).unwrap();
-    let out = est(&["featurize", "pipelines/penguins.est", "--input", rows.to_str().unwrap()], root().as_std_path());
+    let out = est_in(root().as_std_path(), &["featurize", "pipelines/penguins.est", "--input", rows.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
     assert_eq!(
@@ -146,7 +134,7 @@ fn export_without_a_checkpoint_says_to_train_first() {
         read("pipelines/iris.est").replace("data/", &format!("{}/pipelines/data/", root())),
     )
     .unwrap();
-    let out = est(&["export", "iris.est"], tmp.path());
+    let out = est_in(tmp.path(), &["export", "iris.est"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
     assert_eq!(

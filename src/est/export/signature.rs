@@ -172,7 +172,8 @@ fn batch() -> Dim {
 /// The inputs the model reads, in plan order, crossed columns last.
 pub fn inputs(plan: &Plan) -> Result<Vec<Input>, ExportError> {
     let mut out: Vec<Input> = Vec::new();
-    let used = used_features(plan);
+    // A crossed column's ids are an input: its sources are not read for it.
+    let used = plan.features_read(|kind| !matches!(kind, FeatureKind::Crossed { .. }));
     let mut crossed = Vec::new();
     for f in plan.features.iter().filter(|f| used.contains(&f.feature.name.as_str())) {
         let name = &f.feature.name;
@@ -321,27 +322,6 @@ impl Input {
     pub fn reads(&self, name: &str) -> bool {
         self.features.iter().any(|f| f == name)
     }
-}
-
-/// The features the graph computes from its inputs: the model's, and what they are built from,
-/// except a crossed column's sources (its ids are an input).
-pub fn used_features(plan: &Plan) -> Vec<&str> {
-    let mut used: Vec<&str> = Vec::new();
-    let direct =
-        plan.model.dnn.iter().flat_map(|d| &d.spec.inputs).chain(plan.model.linear.iter().flat_map(|l| &l.inputs));
-    let mut stack: Vec<&str> = direct.map(String::as_str).collect();
-    while let Some(name) = stack.pop() {
-        if used.contains(&name) {
-            continue;
-        }
-        used.push(name);
-        if let Some(f) = plan.feature(name) {
-            if !matches!(f.feature.kind, FeatureKind::Crossed { .. }) {
-                stack.extend(f.feature.kind.sources());
-            }
-        }
-    }
-    used
 }
 
 /// The outputs, in the order `est predict` writes its keys.

@@ -130,18 +130,6 @@ pub fn optimizer_fields(plan: &Plan) -> Fields {
 
 /// The features the model reads, directly or as sources of what it reads.
 fn used_features(plan: &Plan) -> Vec<&Feature> {
-    let mut wanted: Vec<&str> = Vec::new();
-    let direct =
-        plan.model.dnn.iter().flat_map(|d| &d.spec.inputs).chain(plan.model.linear.iter().flat_map(|l| &l.inputs));
-    let mut stack: Vec<&str> = direct.map(String::as_str).collect();
-    while let Some(name) = stack.pop() {
-        if wanted.contains(&name) {
-            continue;
-        }
-        wanted.push(name);
-        if let Some(f) = plan.feature(name) {
-            stack.extend(f.feature.kind.sources());
-        }
-    }
-    plan.features.iter().map(|f| &f.feature).filter(|f| wanted.contains(&f.name.as_str())).collect()
+    let read = plan.features_read(|_| true);
+    plan.features.iter().map(|f| &f.feature).filter(|f| read.contains(&f.name.as_str())).collect()
 }

@@ -137,6 +137,25 @@ impl Plan {
         self.features.iter().find(|f| f.feature.name == name)
     }
 
+    /// The features the model reads: its parts' inputs and, wherever `follow` says of a
+    /// feature, the features it is built from, in the order they are reached.
+    pub fn features_read(&self, follow: impl Fn(&FeatureKind) -> bool) -> Vec<&str> {
+        let direct =
+            self.model.dnn.iter().flat_map(|d| &d.spec.inputs).chain(self.model.linear.iter().flat_map(|l| &l.inputs));
+        let mut stack: Vec<&str> = direct.map(String::as_str).collect();
+        let mut read: Vec<&str> = Vec::new();
+        while let Some(name) = stack.pop() {
+            if read.contains(&name) {
+                continue;
+            }
+            read.push(name);
+            if let Some(f) = self.feature(name).filter(|f| follow(&f.feature.kind)) {
+                stack.extend(f.feature.kind.sources());
+            }
+        }
+        read
+    }
+
     /// Numeric columns in the order the input block lays them out: the DNN's numeric inputs in
     /// input order first, so they form one slice, then the rest by name.
     pub fn numeric_order(&self) -> Vec<String> {
