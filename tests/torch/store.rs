@@ -174,6 +174,18 @@ fn python_reads_the_tensors_with_safetensors() {
     assert_eq!(text(&out.stdout), format!("5 5 (4, 10) {}\n", (bias as f64 * 1e6).round() / 1e6));
 }
 
+/// Whether the iris model folder holds a checkpoint of a step after `step`.
+fn saved_since(dir: &Path, step: u64) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir.join("models/iris")) else { return false };
+    entries.flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        name.strip_prefix("ckpt-")
+            .and_then(|n| n.strip_suffix(".safetensors"))
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n > step)
+    })
+}
+
 #[test]
 fn sigkill_at_random_moments_of_saving_never_leaves_model_dir_unloadable() {
     let tmp = tempfile::tempdir().unwrap();
@@ -190,7 +202,13 @@ fn sigkill_at_random_moments_of_saving_never_leaves_model_dir_unloadable() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(200 + rng.below(500)));
+        // Once the run saves (libtorch's start takes longer on a loaded machine), a kill at a
+        // random moment lands among its saves, one every step.
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_secs(60) && !saved_since(tmp.path(), last_step) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(rng.below(300)));
         Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
         child.wait().unwrap();
         // A temporary file left behind means the kill landed inside a checkpoint write.
