@@ -6,7 +6,7 @@ use crate::common::compile_text;
 
 /// Writes `csv` beside a pipeline over it and loads it.
 fn load(csv: &[u8], features: &str, extra: &str) -> Result<data::Table, data::DataError> {
-    load_with(csv, features, extra, |plan, path| data::load(plan, path, Purpose::Labelled))
+    load_with(csv, features, extra, |plan, path| data::load_file(plan, path, Purpose::Labelled))
 }
 
 fn classes(table: &data::Table) -> Vec<i64> {
@@ -100,7 +100,7 @@ fn weights_are_read_for_training_and_ignored_for_prediction() {
     assert!(load_with(csv, "numeric x", ", weight = w", |plan, path| data::fast::load(plan, path, Purpose::Labelled))
         .is_none());
     let unlabelled =
-        load_with(csv, "numeric x", ", weight = w", |plan, path| data::load(plan, path, Purpose::Unlabelled).unwrap());
+        load_with(csv, "numeric x", ", weight = w", |plan, path| data::load_file(plan, path, Purpose::Unlabelled).unwrap());
     assert_eq!((unlabelled.weights, unlabelled.labels.is_none()), (None, true));
     assert_eq!(load(csv, "numeric x", "").unwrap().weights, None);
 }
@@ -142,7 +142,7 @@ fn invalid_utf8_is_named() {
     // rather than as a column that is not there.
     let err = load_with(b"c,y\n1,0\n", "numeric c", "", |plan, path| {
         std::fs::write(path, b"c,\xffy\n1,0\n").unwrap();
-        data::load(plan, path, Purpose::Labelled).unwrap_err()
+        data::load_file(plan, path, Purpose::Labelled).unwrap_err()
     });
     assert!(err.to_string().ends_with(":1:3: the name of column 2 is not valid UTF-8"), "{err}");
 }
@@ -282,7 +282,7 @@ fn the_fast_reader_equals_the_careful_one_on_many_numeric_columns() {
         })
         .is_none());
         let err = load_with(broken.as_bytes(), &features, extra, |plan, path| {
-            data::load(plan, path, Purpose::Labelled).unwrap_err()
+            data::load_file(plan, path, Purpose::Labelled).unwrap_err()
         });
         assert!(err.to_string().contains(&format!(":{}:", line + 1)), "{err}");
     }
@@ -316,7 +316,7 @@ fn the_fast_reader_follows_long_lines_across_blocks_and_declines_short_ones() {
     assert!(load_with(csv.as_bytes(), features, "", |plan, path| est::data::fast::load(plan, path, Purpose::Labelled))
         .is_none());
     let err =
-        load_with(csv.as_bytes(), features, "", |plan, path| data::load(plan, path, Purpose::Labelled).unwrap_err());
+        load_with(csv.as_bytes(), features, "", |plan, path| data::load_file(plan, path, Purpose::Labelled).unwrap_err());
     assert!(err.to_string().contains(":2:"), "{err}");
 }
 

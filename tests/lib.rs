@@ -8,3 +8,4 @@ mod data;
 mod export;
 mod fingerprint;
 mod fuzz;
+mod inputs;

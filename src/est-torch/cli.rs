@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::console::Console;
 use crate::train::{self, RunOptions, Start, Summary, TrainError};
 use est::checkpoint::Choice;
+use est::pipeline::Files;
 use est::cli::args::{EvaluateArgs, PredictArgs, PredictFormat, TrainArgs, WatchArgs};
 use est::cli::guard::{self, Allow};
 use est::cli::{exit, front, Training};
@@ -140,7 +141,7 @@ fn evaluate_command(args: &EvaluateArgs, color: bool) -> i32 {
             Err(code) => return code,
         };
     let opts = RunOptions { model_dir: args.model_dir.clone(), checkpoint: args.checkpoint, ..RunOptions::default() };
-    match train::evaluate::run(&plan, &opts, args.data.as_deref()) {
+    match train::evaluate::run(&plan, &opts, args.data.clone().map(Files::one).as_ref()) {
         Ok(metrics) => {
             for w in &metrics.warnings {
                 eprintln!("warning: {w}");
@@ -167,7 +168,7 @@ fn predict_command(args: &PredictArgs, color: bool) -> i32 {
             Ok(p) => p,
             Err(code) => return code,
         };
-    let Some(input) = args.input.clone().or_else(|| plan.data.predict.clone()) else {
+    let Some(input) = args.input.clone().map(Files::one).or_else(|| plan.data.predict.clone()) else {
         eprintln!("error: nothing to predict: pass --input CSV or set `predict` in the `data` block");
         return exit::USAGE;
     };

@@ -232,6 +232,33 @@ pub enum DiagnosticKind {
         /// The system's or the csv reader's reason.
         reason: String,
     },
+    /// A glob that matches no data file.
+    NoMatchingDataFile {
+        /// The glob, resolved against the file's folder.
+        pattern: String,
+    },
+    /// Two files of one input with other columns.
+    DataPartsDisagree {
+        /// The first file.
+        first: String,
+        /// The file that differs.
+        path: String,
+        /// How, in words.
+        difference: String,
+    },
+    /// A Parquet column of a type the feature, label or weight reading it cannot take.
+    ColumnTypeMismatch {
+        /// The column.
+        column: String,
+        /// The file.
+        file: String,
+        /// Its type.
+        found: String,
+        /// What reads it: "numeric column `x`", "the label".
+        reader: String,
+        /// The types that would do, as the end of a sentence.
+        expected: &'static str,
+    },
     /// A column the data file's header does not have.
     UnknownDataColumn {
         /// The column.
@@ -340,6 +367,13 @@ impl Diagnostic {
             UnreadableDataFile { path, reason } => {
                 format!("cannot read data file `{path}`: {reason}")
             }
+            NoMatchingDataFile { pattern } => format!("no data file matches `{pattern}`"),
+            DataPartsDisagree { first, path, difference } => {
+                format!("`{path}` has other columns than `{first}`, the first file of the same input: {difference}")
+            }
+            ColumnTypeMismatch { column, file, found, reader, expected } => {
+                format!("column `{column}` of `{file}` is {found}, which {reader} cannot read; {expected}")
+            }
             UnknownDataColumn { name, file } => {
                 format!("column `{name}` is not in the header of `{file}`")
             }
@@ -385,6 +419,9 @@ impl Diagnostic {
             ClassCountMismatch { .. } => "class count".into(),
             MissingDataFile { .. } => "no such file".into(),
             UnreadableDataFile { .. } => "unreadable".into(),
+            NoMatchingDataFile { .. } => "matches no file".into(),
+            DataPartsDisagree { .. } => "parts disagree".into(),
+            ColumnTypeMismatch { .. } => "wrong column type".into(),
             UnknownDataColumn { .. } | LabelNotInData { .. } => "not a column of the data".into(),
             NeedsEvaluation { .. } => "nothing to watch".into(),
         }

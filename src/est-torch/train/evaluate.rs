@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use camino::Utf8Path;
+use est::pipeline::Files;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
@@ -41,8 +41,8 @@ impl std::fmt::Display for Metrics {
 }
 
 /// Restores the latest checkpoint and evaluates it on `data` (default: the pipeline's eval file).
-pub fn run(plan: &Plan, opts: &RunOptions, data_path: Option<&Utf8Path>) -> Result<Metrics, TrainError> {
-    let path = data_path.or(plan.data.eval.as_deref()).ok_or(TrainError::NoEvalData)?;
+pub fn run(plan: &Plan, opts: &RunOptions, data: Option<&Files>) -> Result<Metrics, TrainError> {
+    let path = data.or(plan.data.eval.as_ref()).ok_or(TrainError::NoEvalData)?;
     let dir = opts.model_dir(plan);
     let store = Store::new(&dir);
     let device = device(plan)?;

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use camino::Utf8Path;
+use est::pipeline::Files;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
@@ -42,7 +42,7 @@ pub enum Prediction {
 
 /// Restores the latest checkpoint and predicts every row of `input`; also returns warnings about
 /// damaged newer checkpoints passed over.
-pub fn run(plan: &Plan, opts: &RunOptions, input: &Utf8Path) -> Result<(Vec<Prediction>, Vec<String>), TrainError> {
+pub fn run(plan: &Plan, opts: &RunOptions, input: &Files) -> Result<(Vec<Prediction>, Vec<String>), TrainError> {
     let dir = opts.model_dir(plan);
     let store = Store::new(&dir);
     let device = device(plan)?;

@@ -5,6 +5,7 @@
 use camino::{Utf8Path, Utf8PathBuf};
 use est::checkpoint::{Evaluation, Store, EVAL_DIR};
 use est::events::{EventWriter, Item};
+use est::pipeline::Files;
 use est::pipeline::Scope;
 use est::plan::Plan;
 use tch::{Device, Kind, Tensor};
@@ -99,11 +100,11 @@ pub fn write_metrics(events: &mut EventWriter, metrics: &Metrics, now: f64) -> R
 }
 
 /// Records an evaluation of the data at `data` in model_dir/eval/, where `est inspect` finds it.
-pub fn record_evaluation(store: &Store, metrics: &Metrics, data: &Utf8Path, now: f64) -> Result<(), TrainError> {
+pub fn record_evaluation(store: &Store, metrics: &Metrics, data: &Files, now: f64) -> Result<(), TrainError> {
     Ok(store.record_evaluation(&Evaluation {
         global_step: metrics.global_step,
         time: est::checkpoint::time::rfc3339(now),
-        data: data.to_owned(),
+        data: data.to_string().into(),
         metrics: metrics.values.clone(),
         checkpoint: None,
     })?)

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use camino::Utf8Path;
+use est::pipeline::Files;
 use est::checkpoint::time::Clock;
 use est::checkpoint::{Entry, Evaluation, Retention, Store};
 use est::data::order::Batcher;
@@ -54,7 +54,7 @@ pub struct Trainer<'a> {
     session: Session,
     inputs: Inputs,
     /// The eval file and its rows, when the plan evaluates during training.
-    eval: Option<(&'a Utf8Path, Inputs)>,
+    eval: Option<(&'a Files, Inputs)>,
     store: &'a Store,
     summaries: Summaries,
     saver: Saver,
@@ -284,7 +284,7 @@ impl<'a> Trainer<'a> {
         Ok(Some(Evaluation {
             global_step: step,
             time: est::checkpoint::time::rfc3339(now),
-            data: path.to_owned(),
+            data: path.to_string().into(),
             metrics: metrics.values,
             checkpoint: None,
         }))
@@ -346,7 +346,7 @@ struct Read<'p> {
     /// What `bad_rows = skip` left out of it.
     skipped: Option<String>,
     /// The eval file and its table, when the plan evaluates during training.
-    eval: Option<(&'p Utf8Path, Table)>,
+    eval: Option<(&'p Files, Table)>,
 }
 
 impl<'p> Read<'p> {
@@ -363,7 +363,7 @@ impl<'p> Read<'p> {
                 if let Some(note) = table.skipped_note(path) {
                     progress.note(&note);
                 }
-                Some((path.as_path(), table))
+                Some((path, table))
             }
             _ => None,
         };

@@ -129,7 +129,8 @@ pub fn decide(s: &Situation, changed: &[Utf8PathBuf], new: Option<&Reloaded>, fo
         },
         Verdict::Data(paths) => {
             let names: Vec<String> = paths.iter().map(|p| guard::display(p)).collect();
-            let evaluate = paths.iter().filter(|p| Some(*p) != current.data.predict.as_ref()).cloned().collect();
+            let evaluate =
+                paths.iter().filter(|p| !current.data.predict.as_ref().is_some_and(|f| f.names(p))).cloned().collect();
             Decision {
                 say: vec![format!("{} changed", names.join(", "))],
                 last_change: Some(format!("{} edited", names.join(", "))),
@@ -391,7 +392,7 @@ mod tests {
     #[test]
     fn a_data_edit_evaluates_and_restarts_only_what_was_running() {
         let case = Case::new();
-        let eval = case.plan.data.eval.clone().unwrap();
+        let eval = case.plan.data.eval.clone().unwrap().entries()[0].clone();
         for (running, idle, restarts) in [(true, false, true), (false, true, false), (false, false, true)] {
             let s = Situation { idle, ..case.situation(OnIncompatible::Fresh, running) };
             let d = decide(&s, std::slice::from_ref(&eval), None, &Fake::default());

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use est::checkpoint::Store;
+use est::pipeline::Files;
 use est::cli::args::{OnIncompatible, WatchArgs};
 use est::cli::{exit, guard};
 use est::diff::report::{self, Mode};
@@ -226,7 +227,7 @@ impl Watch {
         let (Some(plan), Some(dir)) = (self.plan(), &self.model_dir) else { return };
         let opts = RunOptions { model_dir: Some(dir.clone()), ..RunOptions::default() };
         for path in paths {
-            match train::evaluate::run(plan, &opts, Some(path)) {
+            match train::evaluate::run(plan, &opts, Some(&Files::one(path.clone()))) {
                 Ok(m) => say(&format!("evaluated on {}: {}", guard::display(path), m)),
                 Err(e) => say(&format!("cannot evaluate on {}: {e}", guard::display(path))),
             }

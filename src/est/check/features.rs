@@ -2,6 +2,7 @@
 
 use super::data::{no_repeats, CheckedData};
 use super::fields::{out_of_range, Ctx, Fields};
+use crate::data::parquet::Need;
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::pipeline::{CategoricalIds, Combiner, Feature, FeatureKind, Normalize};
 use crate::span::{Span, Spanned};
@@ -136,6 +137,20 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
         "indicator" => column.indicator(ctx)?,
         _ => column.crossed(ctx)?,
     };
+    let read = match &feature_kind {
+        FeatureKind::Numeric { column, shape, .. } => Some((column, if *shape == 1 { Need::Number } else { Need::Numbers })),
+        FeatureKind::Categorical { column, ids: CategoricalIds::Identity { .. }, .. } => Some((column, Need::Ids)),
+        FeatureKind::Categorical { column, .. } => Some((column, Need::Values)),
+        _ => None,
+    };
+    if let (Some((column, need)), Some(data)) = (read, data) {
+        let span = decl.source.as_ref().map_or(name.span, Source::span);
+        let reader = format!("{kind} column `{}`", name.node);
+        let fits = data.files.iter().all(|file| file.check_type(ctx, column, need, reader.clone(), span));
+        if !fits {
+            return None;
+        }
+    }
     if decl.source.is_some() && matches!(kind, "numeric" | "categorical") {
         ctx.spans.insert(format!("{path}.column"), decl.source.as_ref().map_or(name.span, Source::span));
     }
@@ -402,14 +417,14 @@ fn check_data_column(ctx: &mut Ctx, column: &Spanned<String>, data: Option<&Chec
         );
         return None;
     }
-    for (path, _, columns) in &data.files {
-        if !columns.contains(&column.node) {
+    for file in &data.files {
+        if !file.columns.contains(&column.node) {
             ctx.report(
                 Diagnostic::new(
-                    DiagnosticKind::UnknownDataColumn { name: column.node.clone(), file: path.to_string() },
+                    DiagnosticKind::UnknownDataColumn { name: column.node.clone(), file: file.path.to_string() },
                     column.span,
                 )
-                .suggesting(&column.node, columns.iter().map(String::as_str)),
+                .suggesting(&column.node, file.columns.iter().map(String::as_str)),
             );
             return None;
         }

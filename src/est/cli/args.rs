@@ -44,7 +44,8 @@ impl TrainArgs {
 pub struct EvaluateArgs {
     /// The .est file.
     pub file: Utf8PathBuf,
-    /// Evaluate on this CSV instead of the pipeline's `eval` file.
+    /// Evaluate on this file (CSV, compressed CSV or Parquet) or quoted glob instead of the
+    /// pipeline's `eval` files.
     #[arg(long)]
     pub data: Option<Utf8PathBuf>,
     /// Print the metrics as JSON.
@@ -64,7 +65,8 @@ pub struct EvaluateArgs {
 pub struct PredictArgs {
     /// The .est file.
     pub file: Utf8PathBuf,
-    /// Rows to predict (a CSV; a label column is not needed). Default: the pipeline's `predict`.
+    /// Rows to predict: a CSV, compressed CSV or Parquet file, or a quoted glob of them (a label
+    /// column is not needed). Default: the pipeline's `predict`.
     #[arg(long)]
     pub input: Option<Utf8PathBuf>,
     /// Write here instead of standard output.
@@ -148,7 +150,8 @@ pub struct ExportArgs {
 pub struct FeaturizeArgs {
     /// The .est file.
     pub file: Utf8PathBuf,
-    /// Rows to featurize (a CSV; a label column is not needed). Default: the pipeline's `predict`.
+    /// Rows to featurize: a CSV, compressed CSV or Parquet file, or a quoted glob of them (a label
+    /// column is not needed). Default: the pipeline's `predict`.
     #[arg(long)]
     pub input: Option<Utf8PathBuf>,
 }

@@ -9,6 +9,7 @@ use super::{exit, front};
 use crate::checkpoint::{Store, EXPORT_DIR};
 use crate::data::{self, Purpose, Table};
 use crate::export::{self, ExportError};
+use crate::pipeline::Files;
 use crate::plan::Plan;
 
 /// Data files up to this size lend the README a real row; larger ones are not read for it.
@@ -74,9 +75,11 @@ pub fn export(args: &ExportArgs, color: bool) -> i32 {
 
 /// A table of the pipeline's eval (or training) file, for the README's example row.
 fn example(plan: &Plan) -> Option<Table> {
-    let path = plan.data.eval.as_ref().unwrap_or(&plan.data.train);
-    let small = std::fs::metadata(path).is_ok_and(|m| m.len() <= EXAMPLE_FILE_LIMIT);
-    small.then(|| data::load(plan, path, Purpose::Unlabelled).ok()).flatten().filter(|t| t.rows > 0)
+    let files = plan.data.eval.as_ref().unwrap_or(&plan.data.train);
+    // The first file of the input holds the example row.
+    let path = data::source::expand(files).ok()?.into_iter().next()?;
+    let small = std::fs::metadata(&path).is_ok_and(|m| m.len() <= EXAMPLE_FILE_LIMIT);
+    small.then(|| data::load_file(plan, &path, Purpose::Unlabelled).ok()).flatten().filter(|t| t.rows > 0)
 }
 
 /// `est featurize`.
@@ -86,18 +89,18 @@ pub fn featurize(args: &FeaturizeArgs, color: bool) -> i32 {
         Err(code) => return code,
     };
     let plan = &compiled.plan;
-    let Some(input) = args.input.as_deref().or(plan.data.predict.as_deref()) else {
+    let Some(input) = args.input.clone().map(Files::one).or_else(|| plan.data.predict.clone()) else {
         eprintln!("error: no rows to featurize: give --input CSV (the pipeline names no `predict` file)");
         return exit::USAGE;
     };
-    let table = match data::load(plan, input, Purpose::Unlabelled) {
+    let table = match data::load(plan, &input, Purpose::Unlabelled) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
             return exit::FAILED;
         }
     };
-    if let Some(note) = table.skipped_note(input) {
+    if let Some(note) = table.skipped_note(&input) {
         eprintln!("warning: {note}; there is no line for them");
     }
     let stdout = std::io::stdout();

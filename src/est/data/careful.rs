@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use camino::Utf8Path;
 
 use super::error::{shown, DataError, FieldProblem, HeaderProblem};
-use super::table::{NumericBlock, NumericColumn, Stats};
+use super::table::{NumericBlock, NumericColumn};
 use super::{hash, IdColumn, Labels, Purpose, Table};
 use crate::pipeline::{BadRows, CategoricalIds, FeatureKind};
 use crate::plan::{HeadKind, Plan};
@@ -16,7 +16,12 @@ use crate::suggestion::suggest;
 /// Reads `path` the careful way.
 pub fn careful(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Read { path: path.to_owned(), source })?;
-    let body = bytes.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(&bytes);
+    careful_text(plan, path, &bytes, purpose)
+}
+
+/// Reads `bytes`, the text of `path` (decompressed, for a compressed file), the careful way.
+pub fn careful_text(plan: &Plan, path: &Utf8Path, bytes: &[u8], purpose: Purpose) -> Result<Table, DataError> {
+    let body = bytes.strip_prefix(b"\xef\xbb\xbf".as_slice()).unwrap_or(bytes);
     let data = &plan.data;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(data.delimiter as u8)
@@ -490,7 +495,7 @@ impl Fields<'_> {
 }
 
 /// A categorical value's id as `how` gives it.
-fn category_id(
+pub(super) fn category_id(
     feature: &str,
     value: &str,
     how: &CategoricalIds,
@@ -515,7 +520,7 @@ fn category_id(
 }
 
 /// Every combination of one id from each source, hashed; empty when a source is missing.
-fn crossed(lists: &[&[i64]], buckets: u64) -> Vec<i64> {
+pub(super) fn crossed(lists: &[&[i64]], buckets: u64) -> Vec<i64> {
     let mut combos: Vec<Vec<i64>> = vec![Vec::new()];
     for list in lists {
         combos = combos.iter().flat_map(|c| list.iter().map(move |id| [c.as_slice(), &[*id]].concat())).collect();
@@ -542,7 +547,7 @@ fn block(plan: &Plan, rows: usize, mut columns: BTreeMap<&str, (Vec<f32>, usize,
             out.values[r * width + offset..r * width + offset + shape]
                 .copy_from_slice(&values[r * shape..(r + 1) * shape]);
         }
-        out.columns.push(NumericColumn { name, offset, shape, stats: Stats::default() });
+        out.columns.push(NumericColumn { name, offset, shape, ..NumericColumn::default() });
         missing_rows.push(missing);
         offset += shape;
     }

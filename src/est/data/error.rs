@@ -48,6 +48,70 @@ pub enum DataError {
         /// What is wrong with it.
         problem: FieldProblem,
     },
+    /// A glob that matches no file.
+    #[error("no file matches `{pattern}`")]
+    NoMatch {
+        /// The glob, as resolved.
+        pattern: Utf8PathBuf,
+    },
+    /// A compressed file that does not decompress.
+    #[error("`{path}` is not a valid {format} file: {reason} (after line {line} of its text)")]
+    Decompress {
+        /// The file.
+        path: Utf8PathBuf,
+        /// `gzip` or `zstd`.
+        format: &'static str,
+        /// The decoder's reason.
+        reason: String,
+        /// The lines of text read before the fault.
+        line: u64,
+    },
+    /// A Parquet file that cannot be read, or a part of it.
+    #[error("`{path}`{}: {reason}", row_group.map_or(String::new(), |g| format!(", row group {g}")))]
+    Parquet {
+        /// The file.
+        path: Utf8PathBuf,
+        /// The 0-based row group, where the fault lies in one.
+        row_group: Option<usize>,
+        /// The Parquet reader's reason.
+        reason: String,
+    },
+    /// A Parquet column of a type the feature reading it cannot take.
+    #[error("`{path}`: column `{column}` is {found}, which {reader} cannot read; {expected}")]
+    ColumnType {
+        /// The file.
+        path: Utf8PathBuf,
+        /// The column.
+        column: String,
+        /// Its Parquet (Arrow) type.
+        found: String,
+        /// What reads it: "numeric column `x`", "the label", ...
+        reader: String,
+        /// The types that would do, as the end of a sentence.
+        expected: &'static str,
+    },
+    /// A bad value in a Parquet file.
+    #[error("`{path}`, row group {row_group}, row {row}: {problem}")]
+    Value {
+        /// The file.
+        path: Utf8PathBuf,
+        /// The 0-based row group.
+        row_group: usize,
+        /// The 1-based row of the file.
+        row: u64,
+        /// What is wrong with it.
+        problem: FieldProblem,
+    },
+    /// Parts of one input whose columns differ.
+    #[error("`{path}` has other columns than `{first}`, the first file of the same input: {difference}")]
+    PartsDisagree {
+        /// The first part.
+        first: Utf8PathBuf,
+        /// The part that differs.
+        path: Utf8PathBuf,
+        /// How, in words.
+        difference: String,
+    },
     /// `bad_rows = skip` skipped every row.
     #[error("every row of `{path}` is bad ({skipped} skipped); the first: {first}")]
     AllRowsBad {
@@ -77,6 +141,9 @@ pub enum HeaderProblem {
     /// The csv crate could not read it.
     #[error("{0}")]
     Csv(csv::Error),
+    /// The columns could not be read, for the reason given.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 /// What is wrong with one field. Values are quoted as `shown` cuts them.

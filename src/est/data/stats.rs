@@ -75,7 +75,15 @@ pub(crate) fn merge_stats(block: &mut NumericBlock, partials: &[Vec<Acc>]) {
             }
         }
         column.stats = total.stats();
+        column.totals = total;
     }
+}
+
+/// The statistics of two tables' values together: their sums added, in order.
+pub(crate) fn merged(a: &Acc, b: &Acc) -> Acc {
+    let mut total = *a;
+    total.merge(b);
+    total
 }
 
 /// Statistics of a block with no missing values, every column added in row order as `Acc::add`
@@ -115,7 +123,7 @@ fn dense_partial_here(values: &[f32], width: usize) -> Vec<Acc> {
     (0..width).map(|j| Acc { count, sum: sum[j], sum_sq: sum_sq[j], min: min[j], max: max[j] }).collect()
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Acc {
     count: u64,
     sum: f64,
@@ -152,7 +160,7 @@ impl Acc {
         self.max = self.max.max(other.max);
     }
 
-    fn stats(&self) -> Stats {
+    pub(crate) fn stats(&self) -> Stats {
         if self.count == 0 {
             return Stats::default();
         }

@@ -3,9 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use camino::Utf8Path;
-
 use super::hash;
+use super::stats::{merged, Acc};
 use crate::pipeline::FeatureKind;
 use crate::plan::Plan;
 
@@ -52,16 +51,76 @@ pub struct NumericColumn {
     pub shape: usize,
     /// Over the values present in the file, defaults excluded.
     pub stats: Stats,
+    /// The sums `stats` comes from, so that parts of one input add up to the same statistics.
+    pub(crate) totals: Acc,
 }
 
 impl Table {
     /// What `bad_rows = skip` left out of this table, read from `path`, if anything.
-    pub fn skipped_note(&self, path: &Utf8Path) -> Option<String> {
+    pub fn skipped_note(&self, path: impl std::fmt::Display) -> Option<String> {
         (self.skipped > 0).then(|| {
             let first = self.first_skipped.as_deref().unwrap_or("");
             let rows = if self.skipped == 1 { "row" } else { "rows" };
             format!("skipped {} bad {rows} of `{path}`; the first: {first}", self.skipped)
         })
+    }
+}
+
+impl Table {
+    /// `next`'s rows after this table's: the next part of the same input, read with the same plan.
+    pub(crate) fn append(&mut self, next: Table) {
+        let rows = self.rows;
+        self.rows += next.rows;
+        let block = &mut self.numeric;
+        block.values.extend_from_slice(&next.numeric.values);
+        for (column, other) in block.columns.iter_mut().zip(&next.numeric.columns) {
+            column.totals = merged(&column.totals, &other.totals);
+            column.stats = column.totals.stats();
+        }
+        for (name, column) in next.ids {
+            match self.ids.get_mut(&name) {
+                Some(ours) => ours.append(rows, column),
+                None => {
+                    self.ids.insert(name, column);
+                }
+            }
+        }
+        match (&mut self.labels, next.labels) {
+            (Some(Labels::Classes(a)), Some(Labels::Classes(b))) => a.extend(b),
+            (Some(Labels::Values(a)), Some(Labels::Values(b))) => a.extend(b),
+            _ => {}
+        }
+        if let (Some(a), Some(b)) = (&mut self.weights, next.weights) {
+            a.extend(b);
+        }
+        self.skipped += next.skipped;
+        if self.first_skipped.is_none() {
+            self.first_skipped = next.first_skipped;
+        }
+    }
+}
+
+impl IdColumn {
+    /// `next`'s rows after this column's `rows`, both padded to the wider of the two.
+    fn append(&mut self, rows: usize, next: IdColumn) {
+        let width = self.width.max(next.width);
+        let widen = |column: &IdColumn| -> Vec<i64> {
+            if column.width == width {
+                return column.ids.clone();
+            }
+            let mut out = vec![-1; column.ids.len() / column.width.max(1) * width];
+            for (to, from) in out.chunks_mut(width).zip(column.ids.chunks(column.width.max(1))) {
+                to[..from.len()].copy_from_slice(from);
+            }
+            out
+        };
+        if self.width != width {
+            self.ids = widen(self);
+            self.width = width;
+        }
+        debug_assert_eq!(self.ids.len(), rows * width);
+        let tail = if next.width == width { next.ids } else { widen(&next) };
+        self.ids.extend(tail);
     }
 }
 

@@ -9,7 +9,7 @@ mod model;
 mod optimizer;
 mod run;
 
-pub use data::{repeated, BadRows, DataSpec};
+pub use data::{is_glob, repeated, BadRows, DataSpec, Files, GLOB};
 pub use features::{CategoricalIds, Combiner, Feature, FeatureKind, Normalize};
 pub use model::{Activation, DnnSpec, LinearSpec, ModelKind, ModelSpec};
 pub use optimizer::{Decay, Optimizer, OptimizerKind, Scope};

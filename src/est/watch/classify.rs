@@ -4,6 +4,7 @@
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::diff::{self, Diff, NewSource};
+use crate::pipeline::Files;
 use crate::plan::Plan;
 use crate::Compiled;
 
@@ -22,10 +23,14 @@ pub enum Verdict {
     Data(Vec<Utf8PathBuf>),
 }
 
-/// The data files a plan reads.
+/// The data files a plan reads, as written: paths and globs.
 pub fn data_files(plan: &Plan) -> Vec<Utf8PathBuf> {
+    inputs(plan).flat_map(|f| f.entries().iter().cloned()).collect()
+}
+
+fn inputs(plan: &Plan) -> impl Iterator<Item = &Files> {
     let d = &plan.data;
-    [Some(&d.train), d.eval.as_ref(), d.predict.as_ref()].into_iter().flatten().cloned().collect()
+    [Some(&d.train), d.eval.as_ref(), d.predict.as_ref()].into_iter().flatten()
 }
 
 /// `changed` are the paths that changed; `new` is the recompiled file (`None`: it has errors),
@@ -48,8 +53,8 @@ pub fn classify(
             return Verdict::Training(d);
         }
     }
-    let files = data_files(current);
-    let data: Vec<Utf8PathBuf> = changed.iter().filter(|p| files.contains(p)).cloned().collect();
+    // A new file that a glob matches is a data change too.
+    let data: Vec<Utf8PathBuf> = changed.iter().filter(|p| inputs(current).any(|f| f.names(p))).cloned().collect();
     if data.is_empty() {
         Verdict::Unchanged
     } else {
@@ -100,7 +105,7 @@ mod tests {
             matches!(verdict(&text.replace("adagrad", "adam"), &spec), Verdict::Incompatible(d) if d.model.is_empty())
         );
         assert!(matches!(classify(&spec, &est, &current, None), Verdict::Invalid));
-        let eval = current.data.eval.clone().unwrap();
+        let eval = current.data.eval.clone().unwrap().entries()[0].clone();
         assert!(matches!(verdict(&text, std::slice::from_ref(&eval)), Verdict::Data(p) if p == [eval.clone()]));
         assert!(matches!(verdict(&text, &[Utf8PathBuf::from("/elsewhere/notes.txt")]), Verdict::Unchanged));
         // A spec edit wins over a data edit in the same batch: the restart reads the new data too.

@@ -10,6 +10,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, DebouncedEvent, Debouncer, RecommendedCache};
 
+use crate::pipeline::{is_glob, GLOB};
+
 /// Watches until dropped.
 pub struct FileWatcher {
     _debouncer: Debouncer<notify::RecommendedWatcher, RecommendedCache>,
@@ -25,7 +27,8 @@ pub struct WatchError {
     pub source: notify::Error,
 }
 
-/// Watches `files`; each batch of changes among them arrives on the receiver.
+/// Watches `files`, paths or globs; each batch of changes among them (a new file a glob
+/// matches included) arrives on the receiver.
 pub fn watch(
     files: &[Utf8PathBuf],
     debounce: Duration,
@@ -42,24 +45,37 @@ pub fn watch(
         }
     })
     .map_err(|source| WatchError { path: Utf8PathBuf::from("."), source })?;
-    let folders: BTreeSet<&Utf8Path> = wanted.iter().filter_map(|f| f.parent()).collect();
-    for folder in folders {
-        debouncer
-            .watch(folder.as_std_path(), RecursiveMode::NonRecursive)
-            .map_err(|source| WatchError { path: folder.to_owned(), source })?;
+    let folders: BTreeSet<(Utf8PathBuf, bool)> = wanted.iter().filter_map(|f| folder(f)).collect();
+    for (folder, recursive) in &folders {
+        let mode = if *recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+        debouncer.watch(folder.as_std_path(), mode).map_err(|source| WatchError { path: folder.clone(), source })?;
     }
     Ok((FileWatcher { _debouncer: debouncer }, rx))
 }
 
-/// The files among `wanted` that a batch of events changed, sorted, each once. Reading a file
-/// (training reads the data every run) is not an edit.
+/// The folder to watch for a path or glob: a path's own folder, or the folder above a glob's
+/// first wild part, watched recursively when the glob reaches further down.
+fn folder(entry: &Utf8Path) -> Option<(Utf8PathBuf, bool)> {
+    if !is_glob(entry.as_str()) {
+        return entry.parent().map(|p| (p.to_owned(), false));
+    }
+    let parts: Vec<&str> = entry.components().map(|c| c.as_str()).collect();
+    let wild = parts.iter().position(|p| is_glob(p))?;
+    let base: Utf8PathBuf = parts[..wild].iter().collect();
+    Some((base, parts.len() - wild > 1))
+}
+
+/// The files among `wanted` (paths, or globs they match) that a batch of events changed,
+/// sorted, each once. Reading a file (training reads the data every run) is not an edit.
 pub fn edits(events: &[DebouncedEvent], wanted: &BTreeSet<Utf8PathBuf>) -> Vec<Utf8PathBuf> {
+    let globs: Vec<glob::Pattern> =
+        wanted.iter().filter(|w| is_glob(w.as_str())).filter_map(|w| glob::Pattern::new(w.as_str()).ok()).collect();
     let mut changed: Vec<Utf8PathBuf> = events
         .iter()
         .filter(|e| !matches!(e.event.kind, EventKind::Access(_)))
         .flat_map(|e| e.event.paths.iter().cloned())
         .filter_map(|p| Utf8PathBuf::from_path_buf(p).ok())
-        .filter(|p| wanted.contains(p))
+        .filter(|p| wanted.contains(p) || globs.iter().any(|g| g.matches_path_with(p.as_std_path(), GLOB)))
         .collect();
     changed.sort();
     changed.dedup();
@@ -96,5 +112,20 @@ mod tests {
         let data = [event(EventKind::Modify(ModifyKind::Any), &["/p/data/train.csv", "/p/iris.est"])];
         assert_eq!(edits(&data, &wanted), ["/p/data/train.csv", "/p/iris.est"].map(Utf8PathBuf::from));
         assert!(edits(&events[3..], &wanted).is_empty());
+    }
+
+    #[test]
+    fn a_new_file_a_glob_matches_is_an_edit() {
+        let wanted: BTreeSet<Utf8PathBuf> = ["/p/iris.est", "/p/data/part-*.csv.gz"].map(Utf8PathBuf::from).into();
+        let events = [
+            event(EventKind::Create(CreateKind::File), &["/p/data/part-0003.csv.gz"]),
+            event(EventKind::Create(CreateKind::File), &["/p/data/.part-0004.csv.gz.tmp"]),
+            event(EventKind::Modify(ModifyKind::Any), &["/p/data/other.csv.gz"]),
+            event(EventKind::Modify(ModifyKind::Any), &["/p/data/sub/part-1.csv.gz"]),
+        ];
+        assert_eq!(edits(&events, &wanted), vec![Utf8PathBuf::from("/p/data/part-0003.csv.gz")]);
+        assert_eq!(folder("/p/data/part-*.csv.gz".into()), Some(("/p/data".into(), false)));
+        assert_eq!(folder("/p/*/part.csv".into()), Some(("/p".into(), true)));
+        assert_eq!(folder("/p/data/train.csv".into()), Some(("/p/data".into(), false)));
     }
 }

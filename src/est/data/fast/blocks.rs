@@ -44,7 +44,7 @@ pub struct Filled {
 /// Reads the body of `file` (from `body_start` to `size`) with `row`, on up to eight cores;
 /// `classes` or `values` says which label column a row holds. `None` when any block cannot be
 /// read the fast way.
-pub fn read(file: &File, body_start: usize, size: usize, row: Row, classes: bool, values: bool) -> Option<Filled> {
+pub fn read(file: Body, body_start: usize, size: usize, row: Row, classes: bool, values: bool) -> Option<Filled> {
     let shape = row.shape;
     let body = size - body_start;
     let blocks = body.div_ceil(BLOCK);
@@ -157,7 +157,7 @@ impl Columns {
 
 /// What the threads reading one file share.
 struct Shared<'a, 'p> {
-    file: &'a File,
+    file: Body<'a>,
     body_start: usize,
     size: usize,
     blocks: usize,
@@ -320,13 +320,36 @@ impl Shared<'_, '_> {
     }
 }
 
+/// What the blocks are read from: a file, or text already in memory (a decompressed file).
+#[derive(Clone, Copy)]
+pub enum Body<'a> {
+    /// Read with `pread`, so the threads share one descriptor.
+    File(&'a File),
+    /// The whole text.
+    Bytes(&'a [u8]),
+}
+
+impl Body<'_> {
+    /// Fills `out` from byte `at`.
+    pub fn read_exact_at(&self, out: &mut [u8], at: u64) -> Option<()> {
+        match self {
+            Body::File(file) => file.read_exact_at(out, at).ok(),
+            Body::Bytes(bytes) => {
+                let at = usize::try_from(at).ok()?;
+                out.copy_from_slice(bytes.get(at..at.checked_add(out.len())?)?);
+                Some(())
+            }
+        }
+    }
+}
+
 /// Reads `n` bytes of `file` from `at` into `buffer[offset..]`, growing the buffer as needed
 /// with `PAD` bytes to spare for the vectorised scan's loads past the last line.
-fn fill(file: &File, buffer: &mut Vec<u8>, offset: usize, at: usize, n: usize) -> Option<()> {
+fn fill(file: Body, buffer: &mut Vec<u8>, offset: usize, at: usize, n: usize) -> Option<()> {
     if buffer.len() < offset + n + PAD {
         buffer.resize(offset + n + PAD, 0);
     }
-    file.read_exact_at(&mut buffer[offset..offset + n], at as u64).ok()
+    file.read_exact_at(&mut buffer[offset..offset + n], at as u64)
 }
 
 /// Sets `buffer[offset]`, growing the buffer as `fill` does.

@@ -18,16 +18,16 @@ mod sse41;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 use camino::Utf8Path;
 
 pub use number::parse_f32;
 
 use super::stats::{dense_partial, finish_stats, merge_stats, STATS_ROWS};
-use super::{derive, IdColumn, Labels, NumericBlock, NumericColumn, Purpose, Stats, Table};
+use super::{derive, IdColumn, Labels, NumericBlock, NumericColumn, Purpose, Table};
 use crate::pipeline::{CategoricalIds, DataSpec, FeatureKind};
 use crate::plan::{HeadKind, Plan};
+use blocks::Body;
 use rows::{trim_cr, Field, Row, Shape};
 
 /// The most the fast reader may ask of the processor: a test asks for less to cover the paths
@@ -52,14 +52,26 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Option<Table> {
 pub fn load_with(plan: &Plan, path: &Utf8Path, purpose: Purpose, isa: Isa) -> Option<Table> {
     let file = File::open(path).ok()?;
     let size = file.metadata().ok()?.len() as usize;
-    let (names, body_start) = header(&file, size, &plan.data)?;
+    read(plan, Body::File(&file), size, purpose, isa)
+}
+
+/// Reads a file's text that is already in memory (a decompressed file) the fast way.
+pub fn load_bytes(plan: &Plan, text: &[u8], purpose: Purpose) -> Option<Table> {
+    read(plan, Body::Bytes(text), text.len(), purpose, Isa::Avx512)
+}
+
+fn read(plan: &Plan, file: Body, size: usize, purpose: Purpose, isa: Isa) -> Option<Table> {
+    if size == 0 {
+        return None;
+    }
+    let (names, body_start) = header(file, size, &plan.data)?;
     let layout = Layout::of(plan, &names, purpose)?;
     let missing: Vec<&[u8]> = plan.data.missing.iter().map(|m| m.as_bytes()).collect();
     let shape = Shape { width: layout.columns.len(), categorical: layout.categorical.len() };
     let row = Row::new(names.len(), plan.data.delimiter as u8, &layout.fields, &missing, shape, isa);
     let labelled = purpose == Purpose::Labelled;
     let regression = labelled && plan.model.head.kind == HeadKind::Regression;
-    let filled = blocks::read(&file, body_start, size, row, labelled && !regression, regression)?;
+    let filled = blocks::read(file, body_start, size, row, labelled && !regression, regression)?;
     let rows = filled.rows;
     let width = shape.width;
     let mut numeric = NumericBlock { values: filled.block, width, columns: layout.columns };
@@ -97,9 +109,9 @@ pub fn load_with(plan: &Plan, path: &Utf8Path, purpose: Purpose, isa: Isa) -> Op
 
 /// The column names, from the header (or the data block's `columns`), and where the body
 /// starts; `None` for a header the careful reader should look at.
-fn header(file: &File, size: usize, data: &DataSpec) -> Option<(Vec<String>, usize)> {
+fn header(file: Body, size: usize, data: &DataSpec) -> Option<(Vec<String>, usize)> {
     let mut head = vec![0u8; size.min(1 << 16)];
-    file.read_exact_at(&mut head, 0).ok()?;
+    file.read_exact_at(&mut head, 0)?;
     let bom = if head.starts_with(b"\xef\xbb\xbf") { 3 } else { 0 };
     let delimiter = data.delimiter as u8;
     if !data.delimiter.is_ascii() || matches!(delimiter, b'\n' | b'\r' | b'"') {
@@ -151,7 +163,7 @@ impl<'p> Layout<'p> {
                 return None;
             }
             fields.push((at(column)?, Field::Numeric { at: offset, default: default.map(|d| d as f32) }));
-            columns.push(NumericColumn { name, offset, shape: 1, stats: Stats::default() });
+            columns.push(NumericColumn { name, offset, shape: 1, ..NumericColumn::default() });
         }
         let mut categorical: Vec<&str> = Vec::new();
         for f in &plan.features {
