@@ -99,8 +99,9 @@ fn weights_are_read_for_training_and_ignored_for_prediction() {
     // The fast reader leaves weighted rows to the careful one.
     assert!(load_with(csv, "numeric x", ", weight = w", |plan, path| data::fast::load(plan, path, Purpose::Labelled))
         .is_none());
-    let unlabelled =
-        load_with(csv, "numeric x", ", weight = w", |plan, path| data::load_file(plan, path, Purpose::Unlabelled).unwrap());
+    let unlabelled = load_with(csv, "numeric x", ", weight = w", |plan, path| {
+        data::load_file(plan, path, Purpose::Unlabelled).unwrap()
+    });
     assert_eq!((unlabelled.weights, unlabelled.labels.is_none()), (None, true));
     assert_eq!(load(csv, "numeric x", "").unwrap().weights, None);
 }
@@ -315,8 +316,9 @@ fn the_fast_reader_follows_long_lines_across_blocks_and_declines_short_ones() {
     let features = "numeric a, numeric b";
     assert!(load_with(csv.as_bytes(), features, "", |plan, path| est::data::fast::load(plan, path, Purpose::Labelled))
         .is_none());
-    let err =
-        load_with(csv.as_bytes(), features, "", |plan, path| data::load_file(plan, path, Purpose::Labelled).unwrap_err());
+    let err = load_with(csv.as_bytes(), features, "", |plan, path| {
+        data::load_file(plan, path, Purpose::Labelled).unwrap_err()
+    });
     assert!(err.to_string().contains(":2:"), "{err}");
 }
 

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, DictionaryArray, Float32Array, Int64Array, RecordBatch, StringArray};
 use arrow_array::types::Int32Type;
+use arrow_array::{ArrayRef, DictionaryArray, Float32Array, Int64Array, RecordBatch, StringArray};
 use est::data::{self, DataError, Labels, Purpose, Table};
 use est::pipeline::Files;
 
@@ -105,8 +105,14 @@ fn load(dir: &Path, train: &str) -> Result<Table, DataError> {
 fn load_unchecked(dir: &Path, train: &str) -> Result<Table, DataError> {
     std::fs::write(dir.join("good.csv"), rows(10, 0).csv(0..10)).unwrap();
     let plan = pipeline(dir, "\"good.csv\"", FEATURES).plan;
-    let entries = if train.starts_with('[') { train.trim_matches(['[', ']']).split(", ").collect() } else { vec![train] };
-    let files = Files(entries.into_iter().map(|e| camino::Utf8PathBuf::from_path_buf(dir.join(e.trim_matches('"'))).unwrap()).collect());
+    let entries =
+        if train.starts_with('[') { train.trim_matches(['[', ']']).split(", ").collect() } else { vec![train] };
+    let files = Files(
+        entries
+            .into_iter()
+            .map(|e| camino::Utf8PathBuf::from_path_buf(dir.join(e.trim_matches('"'))).unwrap())
+            .collect(),
+    );
     data::load(&plan, &files, Purpose::Labelled)
 }
 
@@ -187,7 +193,16 @@ fn parquet_reads_as_the_csv_reads() {
     let csv = load(tmp.path(), "\"d.csv\"").unwrap();
     assert_same(&csv, &load(tmp.path(), "\"d.parquet\"").unwrap(), true);
     // Parquet parts and CSV parts of one input.
-    let (a, b) = (Rows { x: r.x[..9_000].to_vec(), z: r.z[..9_000].to_vec(), c: r.c[..9_000].to_vec(), v: r.v[..9_000].to_vec(), y: r.y[..9_000].to_vec() }, r.csv(9_000..25_000));
+    let (a, b) = (
+        Rows {
+            x: r.x[..9_000].to_vec(),
+            z: r.z[..9_000].to_vec(),
+            c: r.c[..9_000].to_vec(),
+            v: r.v[..9_000].to_vec(),
+            y: r.y[..9_000].to_vec(),
+        },
+        r.csv(9_000..25_000),
+    );
     a.parquet(&tmp.path().join("a.parquet"), 100_000);
     std::fs::write(tmp.path().join("b.csv"), b).unwrap();
     assert_same(&csv, &load(tmp.path(), "[\"a.parquet\", \"b.csv\"]").unwrap(), false);
@@ -220,7 +235,16 @@ fn parquet_nulls_without_a_default_and_bad_values_name_the_row_group_and_row() {
         ("x", Arc::new(Float32Array::from(r.x.clone())) as ArrayRef),
         ("z", Arc::new(Float32Array::from(r.z.clone())) as ArrayRef),
         ("c", Arc::new(StringArray::from(r.c.clone())) as ArrayRef),
-        ("v", Arc::new(StringArray::from(vec!["red"; 1_000].into_iter().enumerate().map(|(i, s)| if i == 2 { "bleu" } else { s }).collect::<Vec<_>>())) as ArrayRef),
+        (
+            "v",
+            Arc::new(StringArray::from(
+                vec!["red"; 1_000]
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, s)| if i == 2 { "bleu" } else { s })
+                    .collect::<Vec<_>>(),
+            )) as ArrayRef,
+        ),
         ("y", Arc::new(Int64Array::from(y)) as ArrayRef),
     ])
     .unwrap();
@@ -277,7 +301,11 @@ fn bad_files_are_named_with_what_is_wrong() {
     std::fs::write(dir.join("p1.csv"), &csv).unwrap();
     std::fs::write(dir.join("p2.csv"), csv.replacen("x,z,c,v,y", "x,z,c,colour,y", 1)).unwrap();
     let e = message("\"p*.csv\"");
-    assert!(e.contains("p2.csv` has other columns than `") && e.ends_with("p1.csv`, the first file of the same input: it lacks `v` and has `colour`"), "{e}");
+    assert!(
+        e.contains("p2.csv` has other columns than `")
+            && e.ends_with("p1.csv`, the first file of the same input: it lacks `v` and has `colour`"),
+        "{e}"
+    );
 }
 
 #[test]

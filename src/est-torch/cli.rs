@@ -9,10 +9,10 @@ use std::sync::Arc;
 use crate::console::Console;
 use crate::train::{self, RunOptions, Start, Summary, TrainError};
 use est::checkpoint::Choice;
-use est::pipeline::Files;
 use est::cli::args::{EvaluateArgs, PredictArgs, PredictFormat, TrainArgs, WatchArgs};
 use est::cli::guard::{self, Allow};
 use est::cli::{exit, front, Training};
+use est::pipeline::Files;
 use est::plan::Plan;
 
 /// The training commands, run in this process.

@@ -7,6 +7,7 @@ mod common;
 mod events;
 mod export;
 mod guard;
+mod inputs;
 mod losses;
 mod optimizers;
 mod reliability;

@@ -6,11 +6,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use est::pipeline::Files;
 use est::checkpoint::time::Clock;
 use est::checkpoint::{Entry, Evaluation, Retention, Store};
 use est::data::order::Batcher;
 use est::data::{self, Purpose, Table};
+use est::pipeline::Files;
 use est::pipeline::TrainLength;
 use est::plan::Plan;
 use est::stopping::{StopState, Stopped};

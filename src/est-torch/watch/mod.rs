@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use est::checkpoint::Store;
-use est::pipeline::Files;
 use est::cli::args::{OnIncompatible, WatchArgs};
 use est::cli::{exit, guard};
 use est::diff::report::{self, Mode};
 use est::diff::{self, NewSource};
+use est::pipeline::Files;
 use est::pipeline::TrainLength;
 use est::plan::Plan;
 use est::watch::classify::data_files;

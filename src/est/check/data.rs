@@ -234,13 +234,22 @@ fn read_input(ctx: &mut Ctx, entries: &[Spanned<Utf8PathBuf>], reading: &Reading
     for entry in entries {
         let paths: Vec<Utf8PathBuf> = if is_glob(entry.node.as_str()) {
             let mut found: Vec<Utf8PathBuf> = glob::glob_with(entry.node.as_str(), GLOB)
-                .map(|paths| paths.filter_map(Result::ok).filter(|p| p.is_file()).filter_map(|p| Utf8PathBuf::from_path_buf(p).ok()).collect())
+                .map(|paths| {
+                    paths
+                        .filter_map(Result::ok)
+                        .filter(|p| p.is_file())
+                        .filter_map(|p| Utf8PathBuf::from_path_buf(p).ok())
+                        .collect()
+                })
                 .unwrap_or_default();
             found.sort();
             if found.is_empty() {
                 ctx.report(
                     Diagnostic::new(DiagnosticKind::NoMatchingDataFile { pattern: entry.node.to_string() }, entry.span)
-                        .with_help(format!("paths are relative to the folder of the .est file, `{}`", reading.base_dir)),
+                        .with_help(format!(
+                            "paths are relative to the folder of the .est file, `{}`",
+                            reading.base_dir
+                        )),
                 );
                 ok = false;
             }
@@ -257,8 +266,11 @@ fn read_input(ctx: &mut Ctx, entries: &[Spanned<Utf8PathBuf>], reading: &Reading
                 None => first = Some(file),
                 Some(f) if f.columns != file.columns => {
                     let difference = crate::data::difference(&f.columns, &file.columns);
-                    let kind =
-                        DiagnosticKind::DataPartsDisagree { first: f.path.to_string(), path: path.to_string(), difference };
+                    let kind = DiagnosticKind::DataPartsDisagree {
+                        first: f.path.to_string(),
+                        path: path.to_string(),
+                        difference,
+                    };
                     ctx.error(kind, entry.span);
                     ok = false;
                 }

@@ -138,7 +138,9 @@ fn check_column(ctx: &mut Ctx, decl: &Decl, data: Option<&CheckedData>) -> Optio
         _ => column.crossed(ctx)?,
     };
     let read = match &feature_kind {
-        FeatureKind::Numeric { column, shape, .. } => Some((column, if *shape == 1 { Need::Number } else { Need::Numbers })),
+        FeatureKind::Numeric { column, shape, .. } => {
+            Some((column, if *shape == 1 { Need::Number } else { Need::Numbers }))
+        }
         FeatureKind::Categorical { column, ids: CategoricalIds::Identity { .. }, .. } => Some((column, Need::Ids)),
         FeatureKind::Categorical { column, .. } => Some((column, Need::Values)),
         _ => None,

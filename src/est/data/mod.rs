@@ -47,8 +47,9 @@ pub fn load(plan: &Plan, files: &Files, purpose: Purpose) -> Result<Table, DataE
     if paths.len() > 1 {
         let columns = |path: &Utf8Path| {
             let d = &plan.data;
-            source::column_names(path, d.delimiter, d.header, d.columns.as_deref())
-                .map_err(|reason| DataError::Header { path: path.to_owned(), problem: HeaderProblem::Unreadable(reason) })
+            source::column_names(path, d.delimiter, d.header, d.columns.as_deref()).map_err(|reason| {
+                DataError::Header { path: path.to_owned(), problem: HeaderProblem::Unreadable(reason) }
+            })
         };
         let names = columns(first)?;
         for path in parts {

@@ -135,8 +135,11 @@ fn reason_of(e: &DataError) -> String {
 
 fn open(path: &Utf8Path) -> Result<(File, ArrowReaderMetadata), DataError> {
     let file = File::open(path).map_err(|source| DataError::Read { path: path.to_owned(), source })?;
-    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-        .map_err(|e| DataError::Parquet { path: path.to_owned(), row_group: None, reason: plain(&e.to_string()) })?;
+    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| DataError::Parquet {
+        path: path.to_owned(),
+        row_group: None,
+        reason: plain(&e.to_string()),
+    })?;
     Ok((file, meta))
 }
 
@@ -153,8 +156,17 @@ fn plain(message: &str) -> String {
 /// What is read from one column, and into what.
 #[derive(Clone)]
 enum Task<'p> {
-    Numeric { feature: &'p str, shape: usize, default: Option<f64> },
-    Categorical { feature: &'p str, ids: &'p CategoricalIds, vocabulary: Arc<HashMap<&'p str, i64>>, separator: Option<&'p str> },
+    Numeric {
+        feature: &'p str,
+        shape: usize,
+        default: Option<f64>,
+    },
+    Categorical {
+        feature: &'p str,
+        ids: &'p CategoricalIds,
+        vocabulary: Arc<HashMap<&'p str, i64>>,
+        separator: Option<&'p str>,
+    },
     Label,
     Weight,
 }
@@ -183,7 +195,12 @@ impl Task<'_> {
 
 /// The columns and what each feeds, in the plan's order; errors for a column the file lacks or
 /// whose type the reader cannot take.
-fn tasks<'p>(plan: &'p Plan, path: &Utf8Path, schema: &[Column], purpose: Purpose) -> Result<Vec<(usize, Task<'p>)>, DataError> {
+fn tasks<'p>(
+    plan: &'p Plan,
+    path: &Utf8Path,
+    schema: &[Column],
+    purpose: Purpose,
+) -> Result<Vec<(usize, Task<'p>)>, DataError> {
     let at = |name: &str| -> Result<usize, DataError> {
         schema.iter().position(|c| c.name == name).ok_or_else(|| DataError::Header {
             path: path.to_owned(),
@@ -207,7 +224,12 @@ fn tasks<'p>(plan: &'p Plan, path: &Utf8Path, schema: &[Column], purpose: Purpos
                     }
                     _ => HashMap::new(),
                 };
-                let task = Task::Categorical { feature: name, ids, vocabulary: Arc::new(vocabulary), separator: separator.as_deref() };
+                let task = Task::Categorical {
+                    feature: name,
+                    ids,
+                    vocabulary: Arc::new(vocabulary),
+                    separator: separator.as_deref(),
+                };
                 out.push((at(column)?, task));
             }
             _ => {}
@@ -266,8 +288,11 @@ pub fn load(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, Dat
         })
         .collect();
     let options = ArrowReaderOptions::new().with_schema(Arc::new(Schema::new(hint)));
-    let meta = ArrowReaderMetadata::try_new(meta.metadata().clone(), options)
-        .map_err(|e| DataError::Parquet { path: path.to_owned(), row_group: None, reason: plain(&e.to_string()) })?;
+    let meta = ArrowReaderMetadata::try_new(meta.metadata().clone(), options).map_err(|e| DataError::Parquet {
+        path: path.to_owned(),
+        row_group: None,
+        reason: plain(&e.to_string()),
+    })?;
     let groups: Vec<usize> = meta.metadata().row_groups().iter().map(|g| g.num_rows().max(0) as usize).collect();
     let jobs: Vec<(usize, usize)> = (0..groups.len()).flat_map(|g| (0..tasks.len()).map(move |t| (g, t))).collect();
     let next = AtomicUsize::new(0);
@@ -335,10 +360,13 @@ fn read_part(plan: &Plan, task: &Task, arrays: &[ArrayRef], skip: bool) -> Read 
                             Some(d) => values.extend(std::iter::repeat_n(*d as f32, *shape)),
                             None => {
                                 values.extend(std::iter::repeat_n(0.0, *shape));
-                                bad.push((row + i, FieldProblem::MissingWithoutDefault {
-                                    column: String::new(),
-                                    feature: feature.to_string(),
-                                }));
+                                bad.push((
+                                    row + i,
+                                    FieldProblem::MissingWithoutDefault {
+                                        column: String::new(),
+                                        feature: feature.to_string(),
+                                    },
+                                ));
                             }
                         }
                     }
@@ -478,7 +506,10 @@ fn read_part(plan: &Plan, task: &Task, arrays: &[ArrayRef], skip: bool) -> Read 
                     Ok(Some(xs)) if xs[0] >= 0.0 => out.push(xs[0] as f32),
                     Ok(Some(xs)) => {
                         out.push(0.0);
-                        bad.push((row + i, FieldProblem::WeightNegative { column: column.clone(), found: xs[0].to_string() }));
+                        bad.push((
+                            row + i,
+                            FieldProblem::WeightNegative { column: column.clone(), found: xs[0].to_string() },
+                        ));
                     }
                     Ok(None) => {
                         out.push(0.0);
@@ -559,7 +590,18 @@ fn flat_numbers(array: &dyn Array) -> Option<Vec<f64>> {
             })*
         };
     }
-    each!(Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type);
+    each!(
+        Float32Type,
+        Float64Type,
+        Int8Type,
+        Int16Type,
+        Int32Type,
+        Int64Type,
+        UInt8Type,
+        UInt16Type,
+        UInt32Type,
+        UInt64Type
+    );
     None
 }
 
@@ -628,7 +670,12 @@ impl<'a> Texts<'a> {
         }
     }
 
-    fn with<T: Clone>(&self, i: usize, f: &dyn Fn(&str) -> Result<T, FieldProblem>, none: &T) -> Result<T, FieldProblem> {
+    fn with<T: Clone>(
+        &self,
+        i: usize,
+        f: &dyn Fn(&str) -> Result<T, FieldProblem>,
+        none: &T,
+    ) -> Result<T, FieldProblem> {
         match self {
             Texts::Small(a) => f(a.value(i)),
             Texts::Large(a) => f(a.value(i)),
@@ -672,11 +719,19 @@ fn assemble(
     let mut first_row = 0u64;
     let mut first_error: Option<DataError> = None;
     for (g, &group_rows) in groups.iter().enumerate() {
-        let parts: Vec<Read> = tasks.iter().map(|_| reads.next().flatten()).collect::<Option<Vec<_>>>().ok_or_else(|| {
-            DataError::Parquet { path: path.to_owned(), row_group: Some(g), reason: "a column could not be read".into() }
-        })?;
-        let error_at = |row: usize, problem: FieldProblem, task: &Task| {
-            DataError::Value { path: path.to_owned(), row_group: g, row: first_row + row as u64 + 1, problem: named(problem, task, plan) }
+        let parts: Vec<Read> =
+            tasks.iter().map(|_| reads.next().flatten()).collect::<Option<Vec<_>>>().ok_or_else(|| {
+                DataError::Parquet {
+                    path: path.to_owned(),
+                    row_group: Some(g),
+                    reason: "a column could not be read".into(),
+                }
+            })?;
+        let error_at = |row: usize, problem: FieldProblem, task: &Task| DataError::Value {
+            path: path.to_owned(),
+            row_group: g,
+            row: first_row + row as u64 + 1,
+            problem: named(problem, task, plan),
         };
         // The bad rows, the first (in column order) reason of each.
         let mut bad: std::collections::BTreeMap<usize, (FieldProblem, usize)> = std::collections::BTreeMap::new();
@@ -725,9 +780,15 @@ fn assemble(
                     let column = lists.entry(feature).or_default();
                     column.extend(l.into_iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, ids)| ids));
                 }
-                (_, Part::Classes(c)) => classes.extend(c.into_iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, x)| x)),
-                (_, Part::Values(v)) => values.extend(v.into_iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, x)| x)),
-                (_, Part::Weights(w)) => weights.extend(w.into_iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, x)| x)),
+                (_, Part::Classes(c)) => {
+                    classes.extend(c.into_iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, x)| x))
+                }
+                (_, Part::Values(v)) => {
+                    values.extend(v.into_iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, x)| x))
+                }
+                (_, Part::Weights(w)) => {
+                    weights.extend(w.into_iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, x)| x))
+                }
                 _ => {}
             }
         }
@@ -736,7 +797,9 @@ fn assemble(
     }
     if table.rows == 0 {
         return Err(match first_error {
-            Some(first) => DataError::AllRowsBad { path: path.to_owned(), skipped: table.skipped, first: Box::new(first) },
+            Some(first) => {
+                DataError::AllRowsBad { path: path.to_owned(), skipped: table.skipped, first: Box::new(first) }
+            }
             None => DataError::NoRows { path: path.to_owned() },
         });
     }
@@ -766,17 +829,23 @@ fn assemble(
 /// A problem with the column it concerns filled in.
 fn named(problem: FieldProblem, task: &Task, plan: &Plan) -> FieldProblem {
     let column = || match task {
-        Task::Numeric { feature, .. } | Task::Categorical { feature, .. } => match plan.feature(feature).map(|f| &f.feature.kind) {
-            Some(FeatureKind::Numeric { column, .. } | FeatureKind::Categorical { column, .. }) => column.clone(),
-            _ => feature.to_string(),
-        },
+        Task::Numeric { feature, .. } | Task::Categorical { feature, .. } => {
+            match plan.feature(feature).map(|f| &f.feature.kind) {
+                Some(FeatureKind::Numeric { column, .. } | FeatureKind::Categorical { column, .. }) => column.clone(),
+                _ => feature.to_string(),
+            }
+        }
         Task::Label => plan.data.label.clone(),
         Task::Weight => plan.data.weight.clone().unwrap_or_default(),
     };
     match problem {
-        FieldProblem::MissingWithoutDefault { feature, .. } => FieldProblem::MissingWithoutDefault { column: column(), feature },
+        FieldProblem::MissingWithoutDefault { feature, .. } => {
+            FieldProblem::MissingWithoutDefault { column: column(), feature }
+        }
         FieldProblem::NotANumber { found, .. } => FieldProblem::NotANumber { column: column(), found },
-        FieldProblem::ValueCount { found, expected, .. } => FieldProblem::ValueCount { column: column(), found, expected },
+        FieldProblem::ValueCount { found, expected, .. } => {
+            FieldProblem::ValueCount { column: column(), found, expected }
+        }
         other => other,
     }
 }
@@ -784,9 +853,13 @@ fn named(problem: FieldProblem, task: &Task, plan: &Plan) -> FieldProblem {
 fn clone_problem(p: &FieldProblem) -> FieldProblem {
     use FieldProblem as P;
     match p {
-        P::MissingWithoutDefault { column, feature } => P::MissingWithoutDefault { column: column.clone(), feature: feature.clone() },
+        P::MissingWithoutDefault { column, feature } => {
+            P::MissingWithoutDefault { column: column.clone(), feature: feature.clone() }
+        }
         P::NotANumber { column, found } => P::NotANumber { column: column.clone(), found: found.clone() },
-        P::ValueCount { column, found, expected } => P::ValueCount { column: column.clone(), found: *found, expected: *expected },
+        P::ValueCount { column, found, expected } => {
+            P::ValueCount { column: column.clone(), found: *found, expected: *expected }
+        }
         P::NotInVocabulary { feature, value, suggestion } => {
             P::NotInVocabulary { feature: feature.clone(), value: value.clone(), suggestion: suggestion.clone() }
         }
@@ -821,7 +894,15 @@ fn pad(lists: &[Vec<i64>]) -> IdColumn {
 /// Bucketized and crossed columns where a source holds several ids a row, as the careful
 /// reader makes them.
 fn derive_lists(plan: &Plan, table: &mut Table) {
-    let single = Plan { features: plan.features.iter().filter(|f| !matches!(f.feature.kind, FeatureKind::Crossed { .. })).cloned().collect(), ..plan.clone() };
+    let single = Plan {
+        features: plan
+            .features
+            .iter()
+            .filter(|f| !matches!(f.feature.kind, FeatureKind::Crossed { .. }))
+            .cloned()
+            .collect(),
+        ..plan.clone()
+    };
     derive(&single, table);
     for f in &plan.features {
         let FeatureKind::Crossed { sources, hash_buckets } = &f.feature.kind else { continue };

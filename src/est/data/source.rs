@@ -44,7 +44,8 @@ pub fn expand(files: &Files) -> Result<Vec<Utf8PathBuf>, DataError> {
             out.push(entry.clone());
             continue;
         }
-        let matches = glob::glob_with(entry.as_str(), GLOB).map_err(|_| DataError::NoMatch { pattern: entry.clone() })?;
+        let matches =
+            glob::glob_with(entry.as_str(), GLOB).map_err(|_| DataError::NoMatch { pattern: entry.clone() })?;
         let mut found: Vec<Utf8PathBuf> = matches
             .filter_map(Result::ok)
             .filter(|p| p.is_file())
@@ -122,11 +123,9 @@ fn text_reader<'f>(path: &Utf8Path, file: std::fs::File) -> Result<Box<dyn Read 
     let file = std::io::BufReader::with_capacity(1 << 16, file);
     Ok(match Format::of(path) {
         Format::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(file)),
-        Format::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(|e| decompress_error(
-            path,
-            &e,
-            &[],
-        ))?),
+        Format::Zstd => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(|e| decompress_error(path, &e, &[]))?)
+        }
         Format::Csv | Format::Parquet => Box::new(file),
     })
 }
