@@ -352,7 +352,7 @@ fn read_part(plan: &Plan, task: &Task, arrays: &[ArrayRef], skip: bool) -> Read 
         Task::Numeric { feature, shape, default } => {
             let (mut values, mut missing) = (Vec::new(), Vec::new());
             for array in arrays {
-                numbers(array, *shape, &mut |i, got: Result<Option<&[f64]>, FieldProblem>| match got {
+                numbers(array, *shape, &mut |i, got: Number| match got {
                     Ok(Some(xs)) => values.extend(xs.iter().map(|&x| x as f32)),
                     Ok(None) => {
                         missing.push(row + i);
@@ -529,9 +529,12 @@ fn read_part(plan: &Plan, task: &Task, arrays: &[ArrayRef], skip: bool) -> Read 
     (part, bad)
 }
 
+/// A row's numbers: `None` when missing.
+type Number<'a> = Result<Option<&'a [f64]>, FieldProblem>;
+
 /// Calls `each(row, numbers)` for every row of a numeric (or list-of-numbers) array: `None` for
 /// a null or NaN, an error for an infinite value or a list of the wrong length.
-fn numbers(array: &ArrayRef, shape: usize, each: &mut dyn FnMut(usize, Result<Option<&[f64]>, FieldProblem>)) {
+fn numbers(array: &ArrayRef, shape: usize, each: &mut dyn FnMut(usize, Number)) {
     let not_a_number = |x: f64| FieldProblem::NotANumber { column: String::new(), found: x.to_string() };
     if let Some(flat) = flat_numbers(array.as_ref()) {
         let nulls = array.logical_nulls();
