@@ -9,11 +9,7 @@ use crate::training::{est, ok, text};
 /// `step = N, loss = X` lines of a run that succeeded, without the rate.
 fn losses(out: &std::process::Output) -> Vec<String> {
     ok(out);
-    text(&out.stderr)
-        .lines()
-        .filter(|l| l.starts_with("step = "))
-        .map(|l| l.split(", steps/sec").next().unwrap_or(l).to_string())
-        .collect()
+    crate::training::losses(&text(&out.stderr))
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

@@ -57,7 +57,7 @@ fn iris(model: &str, optimizer: &str) -> String {
 }
 
 /// `step = N, loss = X` lines, without the rate.
-fn losses(stderr: &str) -> Vec<String> {
+pub fn losses(stderr: &str) -> Vec<String> {
     stderr
         .lines()
         .filter(|l| l.starts_with("step = "))

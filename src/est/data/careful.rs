@@ -529,7 +529,11 @@ pub(super) fn crossed(lists: &[&[i64]], buckets: u64) -> Vec<i64> {
 }
 
 /// Per-column values laid side by side in the plan's numeric order.
-fn block(plan: &Plan, rows: usize, mut columns: BTreeMap<&str, (Vec<f32>, usize, Vec<usize>)>) -> NumericBlock {
+pub(super) fn block(
+    plan: &Plan,
+    rows: usize,
+    mut columns: BTreeMap<&str, (Vec<f32>, usize, Vec<usize>)>,
+) -> NumericBlock {
     let order: Vec<(String, Vec<f32>, usize, Vec<usize>)> = plan
         .numeric_order()
         .into_iter()

@@ -3,7 +3,7 @@
 //! dictionaries, so each distinct value of a row group is hashed or looked up once. Nulls (and
 //! NaN) are missing values; a column whose type cannot be its feature's is named with both.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,10 +18,8 @@ use camino::Utf8Path;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
-use super::careful::{category_id, crossed};
+use super::careful::{block, category_id, crossed};
 use super::error::{shown, DataError, FieldProblem, HeaderProblem};
-use super::stats::finish_stats;
-use super::table::{NumericBlock, NumericColumn};
 use super::{cores, derive, IdColumn, Labels, Purpose, Table};
 use crate::pipeline::{BadRows, CategoricalIds, FeatureKind};
 use crate::plan::{HeadKind, Plan};
@@ -714,7 +712,7 @@ fn assemble(
 ) -> Result<Table, DataError> {
     let skip = plan.data.bad_rows == BadRows::Skip;
     let mut reads = reads.into_iter();
-    let mut numeric: HashMap<&str, (Vec<f32>, usize, Vec<usize>)> = HashMap::new();
+    let mut numeric: BTreeMap<&str, (Vec<f32>, usize, Vec<usize>)> = BTreeMap::new();
     let mut lists: HashMap<&str, Vec<Vec<i64>>> = HashMap::new();
     let mut single: HashMap<&str, Vec<i64>> = HashMap::new();
     let (mut classes, mut values, mut weights) = (Vec::new(), Vec::new(), Vec::new());
@@ -737,7 +735,7 @@ fn assemble(
             problem: named(problem, task, plan),
         };
         // The bad rows, the first (in column order) reason of each.
-        let mut bad: std::collections::BTreeMap<usize, (FieldProblem, usize)> = std::collections::BTreeMap::new();
+        let mut bad: BTreeMap<usize, (FieldProblem, usize)> = BTreeMap::new();
         for (t, (_, problems)) in parts.iter().enumerate() {
             for (row, problem) in problems {
                 bad.entry(*row).or_insert_with(|| (clone_problem(problem), t));
@@ -925,30 +923,4 @@ fn derive_lists(plan: &Plan, table: &mut Table) {
             .collect();
         table.ids.insert(f.feature.name.clone(), pad(&rows));
     }
-}
-
-/// Per-column values laid side by side in the plan's numeric order, with their statistics.
-fn block(plan: &Plan, rows: usize, mut columns: HashMap<&str, (Vec<f32>, usize, Vec<usize>)>) -> NumericBlock {
-    let order: Vec<(String, Vec<f32>, usize, Vec<usize>)> = plan
-        .numeric_order()
-        .into_iter()
-        .filter_map(|name| {
-            let (values, shape, missing) = columns.remove(name.as_str())?;
-            Some((name, values, shape, missing))
-        })
-        .collect();
-    let width = order.iter().map(|c| c.2).sum();
-    let mut out = NumericBlock { values: vec![0.0; rows * width], width, columns: Vec::new() };
-    let mut missing_rows = Vec::new();
-    let mut offset = 0;
-    for (name, values, shape, missing) in order {
-        for (to, from) in out.values.chunks_mut(width).zip(values.chunks(shape)) {
-            to[offset..offset + shape].copy_from_slice(from);
-        }
-        out.columns.push(NumericColumn { name, offset, shape, ..NumericColumn::default() });
-        missing_rows.push(missing);
-        offset += shape;
-    }
-    finish_stats(&mut out, &missing_rows);
-    out
 }
