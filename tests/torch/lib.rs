@@ -11,6 +11,7 @@ mod inputs;
 mod losses;
 mod optimizers;
 mod reliability;
+mod sparse;
 mod stopping;
 mod store;
 mod training;

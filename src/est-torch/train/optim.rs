@@ -6,6 +6,7 @@ use tch::{Kind, Tensor};
 
 use est::pipeline::{Optimizer, OptimizerKind, Scope};
 
+use super::direct::TouchedRows;
 use super::memory::{slice, slice_mut};
 use crate::lower::Done;
 
@@ -54,13 +55,135 @@ impl OptimizerState {
     /// Applies one update to `params` with their `grads` at learning rate `lr`.
     pub fn apply(&mut self, params: &[Tensor], grads: &[Tensor], lr: f64) -> Result<(), tch::TchError> {
         self.step += 1;
-        let step = self.step;
-        let wd = self.config.weight_decay;
         let _guard = tch::no_grad_guard();
         for ((param, grad), slots) in params.iter().zip(grads).zip(self.slots.iter_mut()) {
+            rule(&self.config, self.step, param, grad, slots, lr)?;
+        }
+        Ok(())
+    }
+
+    /// Whether an update of a gradient's touched rows alone is the update to make: where a zero
+    /// gradient leaves a variable and its state exactly as they are (Adagrad; plain SGD; FTRL
+    /// after its first update, which sets every weight from its state, without shrinkage and at
+    /// the learning-rate power -0.5, whose root is exact), or where the block asks for `lazy`.
+    pub fn updates_rows(&self) -> bool {
+        let c = &self.config;
+        if c.lazy {
+            return true;
+        }
+        if c.weight_decay != 0.0 || c.clip_norm.is_some() {
+            return false;
+        }
+        match c.kind {
+            OptimizerKind::Adagrad { .. } => true,
+            OptimizerKind::Sgd { momentum, .. } => momentum == 0.0,
+            OptimizerKind::Ftrl { l2_shrinkage, learning_rate_power, .. } => {
+                l2_shrinkage == 0.0 && learning_rate_power == -0.5 && self.step > 0
+            }
+            OptimizerKind::Adam { .. } | OptimizerKind::Rmsprop { .. } => false,
+        }
+    }
+
+    /// As `update`, for a gradient `grad` of `flat` that is zero in the members `touched` lists
+    /// but for their touched rows: where `updates_rows`, only those rows and the other members
+    /// are updated, in place.
+    pub fn update_rows(
+        &mut self,
+        flat: &Tensor,
+        grad: &Tensor,
+        touched: &[TouchedRows],
+        step: u64,
+    ) -> Result<(), tch::TchError> {
+        if touched.is_empty() || !self.updates_rows() || self.slots.len() != 1 {
+            return self.update(flat, vec![grad.shallow_clone()], step);
+        }
+        let lr = super::schedule::learning_rate(self.config.learning_rate, self.config.decay.as_ref(), step);
+        let ranges = ranges(flat.numel(), touched);
+        if let Some(done) = self.apply_fused_ranges(flat, grad, &ranges, lr) {
+            return done;
+        }
+        let _guard = tch::no_grad_guard();
+        let index: Vec<i64> = ranges.iter().flat_map(|&(start, len)| (start..start + len).map(|i| i as i64)).collect();
+        let index = Tensor::f_from_slice(&index)?.f_to_device(flat.device())?;
+        let param = flat.f_index_select(0, &index)?;
+        let g = grad.f_index_select(0, &index)?;
+        let mut slots: Vec<Tensor> =
+            self.slots[0].iter().map(|s| s.f_index_select(0, &index)).collect::<Result<_, _>>()?;
+        if let Some(clip) = self.config.clip_norm {
+            clip_global_norm(std::slice::from_ref(&g), clip)?;
+        }
+        self.step += 1;
+        rule(&self.config, self.step, &param, &g, &mut slots, lr)?;
+        flat.shallow_clone().f_index_copy_(0, &index, &param).done()?;
+        for (slot, rows) in self.slots[0].iter_mut().zip(&slots) {
+            slot.f_index_copy_(0, &index, rows).done()?;
+        }
+        Ok(())
+    }
+
+    /// Adagrad's fused update of the element `ranges` of `flat` alone; `None` as for `apply_fused`.
+    fn apply_fused_ranges(
+        &mut self,
+        flat: &Tensor,
+        grad: &Tensor,
+        ranges: &[(usize, usize)],
+        lr: f64,
+    ) -> Option<Result<(), tch::TchError>> {
+        let OptimizerKind::Adagrad { epsilon, .. } = self.config.kind else { return None };
+        let acc = self.slots.first()?.first()?;
+        if self.config.weight_decay != 0.0 || self.config.clip_norm.is_some() {
+            return None;
+        }
+        // SAFETY: as in `apply_fused`.
+        let (p, a, g) = unsafe { (slice_mut::<f32>(flat)?, slice_mut::<f32>(acc)?, slice::<f32>(grad)?) };
+        if a.len() != p.len() || g.len() != p.len() || ranges.iter().any(|&(s, n)| s + n > p.len()) {
+            return None;
+        }
+        self.step += 1;
+        for &(s, n) in ranges {
+            adagrad(&mut p[s..s + n], &mut a[s..s + n], &g[s..s + n], -lr as f32, epsilon as f32);
+        }
+        Some(Ok(()))
+    }
+}
+
+/// The element ranges of a flat buffer of `total` elements to update: every member but the
+/// `touched` ones whole, and the touched rows of those.
+fn ranges(total: usize, touched: &[TouchedRows]) -> Vec<(usize, usize)> {
+    let mut members: Vec<&TouchedRows> = touched.iter().collect();
+    members.sort_by_key(|m| m.offset);
+    let mut out = Vec::new();
+    let mut at = 0;
+    for m in members {
+        if m.offset > at {
+            out.push((at, m.offset - at));
+        }
+        let mut rows = m.rows.clone();
+        rows.sort_unstable();
+        out.extend(rows.into_iter().map(|r| (m.offset + r as usize * m.width, m.width)));
+        at = at.max(m.offset + m.len);
+    }
+    if at < total {
+        out.push((at, total - at));
+    }
+    out
+}
+
+/// One update of `param` from `grad` and its optimizer's `slots`, the `step`th, at rate `lr`.
+fn rule(
+    config: &Optimizer,
+    step: i64,
+    param: &Tensor,
+    grad: &Tensor,
+    slots: &mut [Tensor],
+    lr: f64,
+) -> Result<(), tch::TchError> {
+    let wd = config.weight_decay;
+    {
+        {
             let mut p = param.shallow_clone();
             let g = if wd != 0.0 { grad.f_add(&param.f_mul_scalar(wd)?)? } else { grad.shallow_clone() };
-            match self.config.kind {
+            match config.kind {
                 OptimizerKind::Adagrad { epsilon, .. } => {
                     let acc = &mut slots[0];
                     acc.f_addcmul_(&g, &g).done()?;
@@ -155,9 +278,11 @@ impl OptimizerState {
                 }
             }
         }
-        Ok(())
     }
+    Ok(())
+}
 
+impl OptimizerState {
     /// One update of the flat buffer `flat` from the gradients of its members, `parts`, laid
     /// end to end, before global step `step` moves (the learning rate follows the decay there).
     pub fn update(&mut self, flat: &Tensor, parts: Vec<Tensor>, step: u64) -> Result<(), tch::TchError> {

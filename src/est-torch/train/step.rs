@@ -63,6 +63,9 @@ pub struct Backprop {
     leaves: Vec<Vec<Tensor>>,
     /// The written-out step, on the CPU; `None` trains through autograd.
     direct: Option<Direct>,
+    /// Whether updates of embedding tables cover every row, as for tests that hold the updates
+    /// of touched rows to them.
+    dense: bool,
 }
 
 impl Backprop {
@@ -76,7 +79,13 @@ impl Backprop {
             .map(|g| g.members.iter().map(|&(i, _, _)| model.params[i].tensor.shallow_clone()).collect())
             .collect();
         let direct = Direct::new(model, batch_size as i64)?;
-        Ok(Backprop { flats, leaves, direct })
+        Ok(Backprop { flats, leaves, direct, dense: false })
+    }
+
+    /// Updates every row of every table, where the step would update only the touched rows.
+    pub fn dense_updates(mut self) -> Backprop {
+        self.dense = true;
+        self
     }
 
     /// Trains on batch `x`: the loss, its gradients, each optimizer's update. With `taps`, hands
@@ -91,8 +100,10 @@ impl Backprop {
         let step = session.global_step;
         if let Some(direct) = self.direct.as_mut() {
             let value = direct.step(&session.model, x, step, seed, taps)?;
-            for ((opt, flat), grad) in session.optimizers.iter_mut().zip(&self.flats).zip(direct.grads()) {
-                opt.update(flat, vec![grad.shallow_clone()], step)?;
+            let touched = if self.dense { vec![Vec::new(); self.flats.len()] } else { direct.touched() };
+            let groups = session.optimizers.iter_mut().zip(&self.flats).zip(direct.grads()).zip(&touched);
+            for (((opt, flat), grad), rows) in groups {
+                opt.update_rows(flat, grad, rows, step)?;
             }
             return Ok(StepLoss::Known(value));
         }

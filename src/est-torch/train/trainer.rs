@@ -139,7 +139,11 @@ impl<'a> Trainer<'a> {
         let last_eval = (session.last_evaluation.unwrap_or(from), now);
         let batcher = Batcher::new(rows, plan.train.seed, plan.train.shuffle, session.data_order);
         let batches = Batches::new(batcher, plan.train.batch_size, rows_left, device);
-        let backprop = Backprop::new(&session, plan.train.batch_size)?;
+        let mut backprop = Backprop::new(&session, plan.train.batch_size)?;
+        // Dense updates of every table row, to hold the row updates to them (tests, benchmarks).
+        if std::env::var_os("EST_DENSE_UPDATES").is_some_and(|v| v == "1") {
+            backprop = backprop.dense_updates();
+        }
         Ok(Trainer {
             plan,
             clock,

@@ -7,7 +7,7 @@ use crate::pipeline::*;
 use crate::span::Span;
 use crate::spec::{Decl, Item, ValueKind};
 
-const COMMON: [&str; 4] = ["learning_rate", "decay", "clip_norm", "weight_decay"];
+const COMMON: [&str; 5] = ["learning_rate", "decay", "clip_norm", "weight_decay", "lazy"];
 
 fn own_keys(kind: &str) -> &'static [&'static str] {
     match kind {
@@ -104,7 +104,8 @@ fn one(ctx: &mut Ctx, decl: Option<&Decl>, scope: Scope, model: ModelKind, linea
     };
     let clip_norm = if f.has("clip_norm") { Some(positive(ctx, &f, "clip_norm", 0.0)?) } else { None };
     let weight_decay = non_negative(ctx, &f, "weight_decay", 0.0)?;
-    Some(Optimizer { scope, kind: optimizer_kind, learning_rate, decay, clip_norm, weight_decay })
+    let lazy = if f.has("lazy") { f.bool(ctx, "lazy")? } else { false };
+    Some(Optimizer { scope, kind: optimizer_kind, learning_rate, decay, clip_norm, weight_decay, lazy })
 }
 
 /// An optimizer block's kind (`optimizer adam { ... }`), its items and the kind's span.

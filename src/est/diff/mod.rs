@@ -143,7 +143,7 @@ pub fn diff(old: &Plan, new: &Plan, source: Option<&NewSource>) -> Diff {
     // A new kind of optimizer brings its own settings; listing each as a change says nothing.
     for c in &optimizer {
         if let Some(block) = c.key.strip_suffix(".kind") {
-            let common = ["learning_rate", "decay", "clip_norm", "weight_decay"];
+            let common = ["learning_rate", "decay", "clip_norm", "weight_decay", "lazy"];
             training.retain(|t| {
                 t.key.strip_prefix(block).and_then(|k| k.strip_prefix('.')).is_none_or(|k| common.contains(&k))
             });

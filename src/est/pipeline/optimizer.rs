@@ -50,6 +50,12 @@ pub struct Optimizer {
     pub clip_norm: Option<f64>,
     /// L2 penalty added to the gradient, as torch.optim does.
     pub weight_decay: f64,
+    /// Update only the rows of embedding tables (and of linear weights looked up by id) that a
+    /// batch touched, and their optimizer state, even where that differs from the dense update
+    /// (TF's LazyAdam): Adam's and RMSprop's moments, momentum and weight decay then leave the
+    /// other rows alone. Adagrad, FTRL and plain SGD update only those rows anyway, exactly.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lazy: bool,
 }
 
 /// An update rule and its hyper-parameters.

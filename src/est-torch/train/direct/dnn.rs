@@ -258,6 +258,11 @@ impl Dnn {
         Ok(pass)
     }
 
+    /// The embeddings among its inputs.
+    pub(super) fn embeddings(&self) -> impl Iterator<Item = &Embedding> {
+        self.embeddings.iter()
+    }
+
     /// The gradients of every layer and input embedding, from the loss's gradient in the
     /// logits' buffer (the logits layer's bias gradient is already there).
     pub(super) fn backward(&self, x: &Inputs, pass: &Pass, n: i64) -> Result<(), TrainError> {

@@ -30,13 +30,29 @@ pub(super) fn embedding_grad(e: &Embedding, input_grad: &Tensor, ids: &Tensor) -
             buffer(&e.grad)?,
         )
     };
-    grad.fill(0.0);
+    // Only the rows the last step touched hold anything: zero those, not the table.
+    let mut touched = e.touched.borrow_mut();
+    let touched = &mut *touched;
+    if touched.mark.len() != rows as usize {
+        grad.fill(0.0);
+        touched.mark = vec![false; rows as usize];
+        touched.rows.clear();
+    }
+    for &r in &touched.rows {
+        grad[r as usize * dimension..][..dimension].fill(0.0);
+        touched.mark[r as usize] = false;
+    }
+    touched.rows.clear();
     for (row, upstream) in ids.chunks_exact(k as usize).zip(input_grad.chunks_exact(width)) {
         let upstream = &upstream[offset..offset + dimension];
         let count = row.iter().filter(|&&id| id >= 0).count().max(1) as f32;
         for &id in row.iter().filter(|&&id| id >= 0) {
             if id >= rows {
                 return Err(StepError::IdOutOfRange { id, column: e.input.ids.clone() }.into());
+            }
+            if !touched.mark[id as usize] {
+                touched.mark[id as usize] = true;
+                touched.rows.push(id as u32);
             }
             let target = &mut grad[id as usize * dimension..][..dimension];
             for (t, &g) in target.iter_mut().zip(upstream) {

@@ -50,6 +50,14 @@ impl Linear {
         Ok(Some(Linear { bias, terms }))
     }
 
+    /// The weights looked up by id, and the tables of embeddings it reads.
+    pub(super) fn embeddings(&self) -> impl Iterator<Item = &Embedding> {
+        self.terms.iter().filter_map(|t| match t {
+            Term::Ids(e) => Some(e),
+            Term::Dense { table, .. } => table.as_ref(),
+        })
+    }
+
     /// The gradients of every weight from the loss's gradient at the logits, `[n, logits]`
     /// (the bias's is already there).
     pub(super) fn backward(&self, model: &Model, x: &Inputs, upstream: &Tensor) -> Result<(), TrainError> {

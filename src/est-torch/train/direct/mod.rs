@@ -11,6 +11,8 @@ mod linear;
 
 use est::pipeline::Activation;
 use est::plan::HeadKind;
+use std::cell::RefCell;
+
 use tch::{Device, Kind, Tensor};
 
 use super::memory::{slice, slice_mut};
@@ -123,6 +125,32 @@ pub fn head_gradient(
 pub(super) struct Embedding {
     input: InputEmbedding,
     grad: Tensor,
+    /// Its optimizer group, and where its table starts in the group's flat buffer.
+    group: usize,
+    offset: i64,
+    /// The rows of the table the last step's gradient touched: the others are zero.
+    touched: RefCell<Touched>,
+}
+
+/// Rows of a table, each once, and a mark per row of the table.
+#[derive(Default)]
+pub(super) struct Touched {
+    rows: Vec<u32>,
+    mark: Vec<bool>,
+}
+
+/// The rows of one member of an optimizer group that a step's gradient touched; every other
+/// element of the member's gradient is zero.
+#[derive(Clone, Debug)]
+pub struct TouchedRows {
+    /// Where the member starts in the group's flat buffer, in elements.
+    pub offset: usize,
+    /// Its elements.
+    pub len: usize,
+    /// Elements per row.
+    pub width: usize,
+    /// The rows touched, each once.
+    pub rows: Vec<u32>,
 }
 
 /// The buffers and views a run's steps reuse.
@@ -145,17 +173,29 @@ pub(super) struct Views<'a> {
 impl Views<'_> {
     /// The gradient view of parameter `i`, in its own shape, if an optimizer updates it.
     pub(super) fn of(&mut self, i: usize) -> Result<Option<Tensor>, TrainError> {
+        Ok(self.placed(i)?.map(|(grad, _, _)| grad))
+    }
+
+    /// As `of`, with the optimizer group and the offset in its flat buffer.
+    fn placed(&mut self, i: usize) -> Result<Option<(Tensor, usize, i64)>, TrainError> {
         self.covered[i] = true;
-        for (group, grad) in self.model.groups.iter().zip(self.grads) {
+        for (g, (group, grad)) in self.model.groups.iter().zip(self.grads).enumerate() {
             if let Some(k) = group.members.iter().position(|&(p, _, _)| p == i) {
-                return Ok(Some(group.view(grad, k, &self.model.params[i].tensor.size())?));
+                let view = group.view(grad, k, &self.model.params[i].tensor.size())?;
+                return Ok(Some((view, g, group.members[k].1)));
             }
         }
         Ok(None)
     }
 
     pub(super) fn embedding(&mut self, input: InputEmbedding) -> Result<Option<Embedding>, TrainError> {
-        Ok(self.of(input.param)?.map(|grad| Embedding { input, grad }))
+        Ok(self.placed(input.param)?.map(|(grad, group, offset)| Embedding {
+            input,
+            grad,
+            group,
+            offset,
+            touched: RefCell::default(),
+        }))
     }
 }
 
@@ -191,6 +231,23 @@ impl Direct {
     /// The gradient buffers, one per optimizer group, as the last step left them.
     pub fn grads(&self) -> &[Tensor] {
         &self.grads
+    }
+
+    /// Per optimizer group, the embedding tables (and linear weights looked up by id) among its
+    /// members and the rows of each that the last step touched.
+    pub fn touched(&self) -> Vec<Vec<TouchedRows>> {
+        let mut out = vec![Vec::new(); self.grads.len()];
+        let dnn = self.dnn.iter().flat_map(|d| d.embeddings());
+        for e in dnn.chain(self.linear.iter().flat_map(|l| l.embeddings())) {
+            let touched = e.touched.borrow();
+            out[e.group].push(TouchedRows {
+                offset: e.offset as usize,
+                len: e.grad.numel(),
+                width: e.input.dimension as usize,
+                rows: touched.rows.clone(),
+            });
+        }
+        out
     }
 
     /// Forward and backward over one batch at `step` of a run seeded `seed`: fills the gradient
