@@ -360,3 +360,60 @@ fn check_reads_parquet_schemas_and_globs() {
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("error: no data file matches `") && err.contains("more/*.parquet`"), "{err}");
 }
+
+/// The parsed-data cache gives back the parsed table, bit for bit; a damaged entry, a changed
+/// file or other reading settings mean parsing again; the size limit holds.
+#[test]
+fn the_cache_returns_the_parsed_table_and_parses_again_when_in_doubt() {
+    use est::data::cache::Cache;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let csv = rows(60_000, 8).csv(0..60_000);
+    assert!(csv.len() > 1 << 20);
+    std::fs::write(dir.join("d.csv"), &csv).unwrap();
+    let plan = pipeline(dir, "\"d.csv\"", FEATURES).plan;
+    let path = camino::Utf8PathBuf::from_path_buf(dir.join("d.csv")).unwrap();
+    let cache = Cache { dir: camino::Utf8PathBuf::from_path_buf(dir.join("cache")).unwrap(), limit: 1 << 30 };
+    let load =
+        |plan: &est::plan::Plan, cache: &Cache| data::load_cached(plan, &path, Purpose::Labelled, Some(cache)).unwrap();
+    let entries = |cache: &Cache| std::fs::read_dir(&cache.dir).map_or(0, |d| d.count());
+
+    let parsed = load(&plan, &cache);
+    let entry = cache.entry(&plan, &path, Purpose::Labelled).unwrap();
+    assert_same(&parsed, &entry.read().expect("the first load wrote an entry"), true);
+    assert_same(&parsed, &load(&plan, &cache), true);
+    assert_eq!(entries(&cache), 1);
+
+    // A damaged entry is parsed again, and rewritten.
+    let mut bytes = std::fs::read(&entry.path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&entry.path, &bytes).unwrap();
+    assert!(entry.read().is_none());
+    assert_same(&parsed, &load(&plan, &cache), true);
+    assert!(entry.read().is_some());
+    std::fs::write(&entry.path, &bytes[..middle]).unwrap();
+    assert!(entry.read().is_none());
+    assert_same(&parsed, &load(&plan, &cache), true);
+
+    // Another default reads other values: another entry. So does the same file edited.
+    let other = pipeline(dir, "\"d.csv\"", &FEATURES.replace("default = -1", "default = -2")).plan;
+    let table = load(&other, &cache);
+    assert!(table.numeric.values_of("x").unwrap().contains(&-2.0));
+    assert_eq!(entries(&cache), 2);
+    std::fs::write(dir.join("d.csv"), csv.clone() + &rows(1, 9).csv(0..1)[10..]).unwrap();
+    let edited = load(&plan, &cache);
+    assert_eq!(edited.rows, parsed.rows + 1);
+    assert_eq!(entries(&cache), 3);
+
+    // A limit below one entry caches nothing; room for one keeps the newest.
+    let small = Cache { dir: camino::Utf8PathBuf::from_path_buf(dir.join("small")).unwrap(), limit: 1 << 20 };
+    load(&plan, &small);
+    assert_eq!(entries(&small), 0);
+    let one = Cache { dir: camino::Utf8PathBuf::from_path_buf(dir.join("one")).unwrap(), limit: 4 << 20 };
+    load(&plan, &one);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    load(&other, &one);
+    assert_eq!(entries(&one), 1);
+    assert!(one.entry(&other, &path, Purpose::Labelled).unwrap().read().is_some());
+}

@@ -67,6 +67,9 @@ fn fail(e: &TrainError) -> i32 {
 }
 
 fn train_command(args: &TrainArgs, color: bool) -> i32 {
+    if args.no_cache {
+        est::data::cache::disable();
+    }
     let (plan, changed) =
         match load_plan("train", &args.file, args.model_dir.as_deref(), args.allow(), Choice::Latest, color) {
             Ok(p) => p,
@@ -135,6 +138,9 @@ fn train_command(args: &TrainArgs, color: bool) -> i32 {
 }
 
 fn evaluate_command(args: &EvaluateArgs, color: bool) -> i32 {
+    if args.no_cache {
+        est::data::cache::disable();
+    }
     let (plan, _) =
         match load_plan("evaluate", &args.file, args.model_dir.as_deref(), Allow::default(), args.checkpoint, color) {
             Ok(p) => p,
@@ -163,6 +169,9 @@ fn evaluate_command(args: &EvaluateArgs, color: bool) -> i32 {
 }
 
 fn predict_command(args: &PredictArgs, color: bool) -> i32 {
+    if args.no_cache {
+        est::data::cache::disable();
+    }
     let (plan, _) =
         match load_plan("predict", &args.file, args.model_dir.as_deref(), Allow::default(), args.checkpoint, color) {
             Ok(p) => p,

@@ -99,3 +99,49 @@ fn penguins_train_the_same_from_parquet_and_from_gzip_parts() {
     let after: Vec<_> = std::fs::read_dir(&models).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(before, after);
 }
+
+/// `est train` caches the parsed training file in `$EST_CACHE/tables`, trains the same from
+/// the entry, and `--no-cache` neither reads nor writes it.
+#[test]
+fn the_parsed_data_cache_trains_the_same_and_no_cache_leaves_it_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut rng = est::rng::Rng::new(4);
+    let mut csv = String::from("a,b,c,y\n");
+    for _ in 0..50_000 {
+        let (a, b, c) = (rng.below(10_000) as f64 / 997.0, rng.below(10_000) as f64 / 991.0, rng.below(50));
+        csv += &format!("{a},{b},k{c},{}\n", u64::from(a + b > 10.0));
+    }
+    assert!(csv.len() > 1 << 20);
+    std::fs::write(dir.join("d.csv"), csv).unwrap();
+    let pipeline = "pipeline c {
+  data { train = \"d.csv\", label = y }
+  features { numeric a, numeric b { normalize = zscore }, categorical c { hash_buckets = 64 }, embedding e = c { dimension = 2 } }
+  model dnn_classifier { hidden_units = [4], n_classes = 2 }
+  train { batch_size = 64, steps = 20, seed = 1 }
+  summaries { log_every = 5 }
+}
+";
+    std::fs::write(dir.join("c.est"), pipeline).unwrap();
+    let cache = dir.join("cache");
+    let run = |model_dir: &str, extra: &[&str]| {
+        let out = Command::new(crate::common::est_bin())
+            .args(["train", "c.est", "--model-dir", model_dir])
+            .args(extra)
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env("EST_CACHE", &cache)
+            .output()
+            .unwrap();
+        losses(&out)
+    };
+    let entries = || std::fs::read_dir(cache.join("tables")).map_or(0, |d| d.count());
+    let parsed = run("m1", &["--no-cache"]);
+    assert_eq!(entries(), 0);
+    assert_eq!(run("m2", &[]), parsed);
+    assert_eq!(entries(), 1);
+    // The second run reads the entry.
+    assert_eq!(run("m3", &[]), parsed);
+    assert_eq!(entries(), 1);
+    assert!(parsed.len() >= 4, "{parsed:?}");
+}

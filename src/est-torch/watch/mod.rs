@@ -277,6 +277,9 @@ impl Watch {
 
 /// Runs `est watch` until Ctrl-C; the exit code.
 pub fn run(args: &WatchArgs) -> i32 {
+    if args.no_cache {
+        est::data::cache::disable();
+    }
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     let _ = ctrlc::set_handler(move || {

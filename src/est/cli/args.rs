@@ -30,6 +30,9 @@ pub struct TrainArgs {
     /// Keep the weights of a checkpoint whose optimizer changed; start the optimizer state afresh.
     #[arg(long)]
     pub reset_optimizer: bool,
+    /// Parse the data files even where the parsed-data cache holds them, and cache nothing.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 impl TrainArgs {
@@ -51,6 +54,9 @@ pub struct EvaluateArgs {
     /// Print the metrics as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Parse the data files even where the parsed-data cache holds them, and cache nothing.
+    #[arg(long)]
+    pub no_cache: bool,
     /// Use this model_dir instead of the file's.
     #[arg(long)]
     pub model_dir: Option<Utf8PathBuf>,
@@ -72,6 +78,9 @@ pub struct PredictArgs {
     /// Write here instead of standard output.
     #[arg(long)]
     pub output: Option<Utf8PathBuf>,
+    /// Parse the data files even where the parsed-data cache holds them, and cache nothing.
+    #[arg(long)]
+    pub no_cache: bool,
     /// How to write the predictions.
     #[arg(long, value_enum, default_value_t = PredictFormat::Jsonl)]
     pub format: PredictFormat,
@@ -112,6 +121,9 @@ pub struct WatchArgs {
     /// new model_dir from the old checkpoints, or stop training until the next edit.
     #[arg(long, value_enum, default_value_t = OnIncompatible::Fresh)]
     pub on_incompatible: OnIncompatible,
+    /// Parse the data files even where the parsed-data cache holds them, and cache nothing.
+    #[arg(long)]
+    pub no_cache: bool,
     /// Use this model_dir instead of the file's.
     #[arg(long)]
     pub model_dir: Option<Utf8PathBuf>,

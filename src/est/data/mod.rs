@@ -8,6 +8,7 @@
 //! Compressed CSV is decompressed as a stream and read the same two ways; Parquet is read
 //! column by column (`parquet`). An input of several files is their tables one after another.
 
+pub mod cache;
 mod careful;
 mod error;
 pub mod fast;
@@ -67,6 +68,28 @@ pub fn load(plan: &Plan, files: &Files, purpose: Purpose) -> Result<Table, DataE
 /// Reads one file as the plan's data block describes: plain and compressed CSV the fast way
 /// when it can (the careful way, which names every bad field, otherwise), Parquet by its columns.
 pub fn load_file(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, DataError> {
+    load_cached(plan, path, purpose, cache::Cache::current().as_ref())
+}
+
+/// As `load_file`, with `cache` for the parsed table (none: parse).
+pub fn load_cached(
+    plan: &Plan,
+    path: &Utf8Path,
+    purpose: Purpose,
+    cache: Option<&cache::Cache>,
+) -> Result<Table, DataError> {
+    let entry = cache.and_then(|c| c.entry(plan, path, purpose));
+    if let Some(table) = entry.as_ref().and_then(cache::Entry::read) {
+        return Ok(table);
+    }
+    let table = parse(plan, path, purpose)?;
+    if let Some(entry) = entry {
+        entry.write(&table);
+    }
+    Ok(table)
+}
+
+fn parse(plan: &Plan, path: &Utf8Path, purpose: Purpose) -> Result<Table, DataError> {
     match Format::of(path) {
         Format::Csv => {
             if let Some(table) = fast::load(plan, path, purpose) {

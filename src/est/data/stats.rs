@@ -125,11 +125,11 @@ fn dense_partial_here(values: &[f32], width: usize) -> Vec<Acc> {
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Acc {
-    count: u64,
-    sum: f64,
-    sum_sq: f64,
-    min: f64,
-    max: f64,
+    pub(crate) count: u64,
+    pub(crate) sum: f64,
+    pub(crate) sum_sq: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
 }
 
 impl Default for Acc {
