@@ -3,6 +3,7 @@ checkpoint and memory figures. Runs alternate (est, PyTorch, est, ...); the tabl
 and ratios.
 
 Usage: bench/run [ROUNDS]   (builds est in release mode first)
+       bench/run --criteo [--criteo-rows N] [ROUNDS]   (the Criteo-shaped workload alone)
        bench.py --device cuda [--steps N] [ROUNDS]   (the synthetic workload only, on a GPU)
 """
 
@@ -17,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import criteo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EST = os.environ.get("EST_BIN", os.path.join(ROOT, "target/release/est"))
@@ -205,6 +208,8 @@ def main():
     args.add_argument("rounds", nargs="?", type=int, default=3)
     args.add_argument("--device", default="cpu", help="cpu (every workload and measure) or cuda (synthetic only)")
     args.add_argument("--steps", type=int, help="steps of the synthetic workload (1,000 on the CPU, 5,000 on CUDA)")
+    args.add_argument("--criteo", action="store_true", help="the Criteo-shaped workload alone")
+    args.add_argument("--criteo-rows", type=int, default=1_000_000, help="its rows (1,000,000)")
     args = args.parse_args()
     rounds = args.rounds
     os.makedirs(WORK, exist_ok=True)
@@ -216,6 +221,10 @@ def main():
         compare([synthetic], rounds, args.device)
         return
     iris = ("iris", iris_csv, "Species", ["SepalLength", "SepalWidth", "PetalLength", "PetalWidth"], [10, 10], 3, 100, 5000)
+    if args.criteo:
+        pipeline(*iris)
+        criteo.run(sys.modules[__name__], rounds, args.criteo_rows)
+        return
     rows = compare([iris, synthetic], rounds, args.device)
     one = statistics.median(r["one_thread"] for r in rows[0][5])
     print(f"| iris, PyTorch limited to one thread | {rows[0][1]:,.0f} | {one:,.0f} | {rows[0][1] / one:.2f}x | |")
@@ -247,6 +256,7 @@ def main():
     ort_read_rate = SYNTH_ROWS / statistics.median(r["run_s"] + r["read_s"] for r in ort_runs)
     print(f"| predictions/s, synthetic model, {SYNTH_ROWS:,} rows: `est predict` (CSV in, JSON lines out) | {predict_rate:,.0f} | onnxruntime on the export, one run: {ort_rate:,.0f}; with pandas reading the CSV: {ort_read_rate:,.0f} | {ort_rate / predict_rate:.1f}x; {ort_read_rate / predict_rate:.1f}x |")
     print(f"| peak RSS, synthetic | {peak:.0f} MB | libtorch baseline (iris, 1 step): {baseline:.0f} MB; dataset tensors {dataset_mb:.1f} MB | limit {baseline + 1.5 * dataset_mb:.0f} MB |")
+    criteo.run(sys.modules[__name__], rounds, args.criteo_rows)
 
 
 if __name__ == "__main__":

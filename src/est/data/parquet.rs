@@ -734,28 +734,29 @@ fn assemble(
             row: first_row + row as u64 + 1,
             problem: named(problem, task, plan),
         };
+        let (parts, problems): (Vec<Part>, Vec<_>) = parts.into_iter().unzip();
         // The bad rows, the first (in column order) reason of each.
         let mut bad: BTreeMap<usize, (FieldProblem, usize)> = BTreeMap::new();
-        for (t, (_, problems)) in parts.iter().enumerate() {
+        for (t, problems) in problems.into_iter().enumerate() {
             for (row, problem) in problems {
-                bad.entry(*row).or_insert_with(|| (clone_problem(problem), t));
+                bad.entry(row).or_insert((problem, t));
             }
         }
-        if let Some((&row, (problem, t))) = bad.iter().next() {
-            let e = error_at(row, clone_problem(problem), &tasks[*t].1);
+        let dropped: BTreeSet<usize> = bad.keys().copied().collect();
+        if let Some((row, (problem, t))) = bad.into_iter().next() {
+            let e = error_at(row, problem, &tasks[t].1);
             if !skip {
                 return Err(e);
             }
-            table.skipped += bad.len();
+            table.skipped += dropped.len();
             if table.first_skipped.is_none() {
                 table.first_skipped = Some(e.to_string());
                 first_error = Some(e);
             }
         }
-        let dropped: BTreeSet<usize> = bad.keys().copied().collect();
         let keep = |i: usize| !dropped.contains(&i);
         let base = table.rows;
-        for ((_, task), (part, _)) in tasks.iter().zip(parts) {
+        for ((_, task), part) in tasks.iter().zip(parts) {
             match (task, part) {
                 (Task::Numeric { feature, shape, .. }, Part::Numbers { values: v, missing }) => {
                     let column = numeric.entry(feature).or_insert_with(|| (Vec::new(), *shape, Vec::new()));
