@@ -90,8 +90,11 @@ def run_est(est_file, model_dir, *args):
     loss = float(re.search(r"loss ([-\d.e]+);", out).group(1))
     read = re.search(r"read (\d+) rows from .* in ([\d.]+) s", text)
     stall = re.search(r"paused the training thread for at most ([\d.]+) ms", text)
+    intervals = [float(r) for r in re.findall(r"^step = \d+, .*steps/sec = ([\d.]+)", text, re.M)]
     return {
         "steps_per_sec": rate,
+        # Between log lines, past the start (model initialisation, the first checkpoint's copy).
+        "interval_rate": statistics.median(intervals) if intervals else rate,
         "loss": loss,
         "first_step": first_step,
         "read_s": float(read.group(2)) if read else None,

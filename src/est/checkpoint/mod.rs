@@ -457,9 +457,11 @@ impl Store {
             fingerprint: meta.fingerprint.clone(),
             preserved: false,
         };
+        // Read (or rebuilt from the older files) before this one is there: a rebuild would read
+        // it back whole, only to learn what `entry` already says.
+        let mut manifest = self.manifest()?.unwrap_or_default();
         atomic::write(&path, &bytes).map_err(io("write", &path))?;
 
-        let mut manifest = self.manifest()?.unwrap_or_default();
         if manifest.checkpoints.is_empty() {
             manifest.started = meta.created;
         }
