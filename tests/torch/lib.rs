@@ -11,6 +11,7 @@ mod inputs;
 mod losses;
 mod optimizers;
 mod reliability;
+mod saving;
 mod sparse;
 mod stopping;
 mod store;

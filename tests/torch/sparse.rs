@@ -13,7 +13,7 @@ use crate::training::{ok, text};
 
 /// A CSV of 3,000 rows: a number, a category of 2,000 values hashed into 5,000 buckets, and a
 /// label that depends on both; a batch of 32 touches a few dozen rows of each table.
-fn data(dir: &Path) {
+pub fn data(dir: &Path) {
     let mut rng = est::rng::Rng::new(9);
     let mut csv = String::from("x,c,y\n");
     for _ in 0..3_000 {
@@ -25,7 +25,7 @@ fn data(dir: &Path) {
     std::fs::write(dir.join("d.csv"), csv).unwrap();
 }
 
-fn pipeline(model: &str, optimizer: &str) -> String {
+pub fn pipeline(model: &str, optimizer: &str) -> String {
     format!(
         "pipeline sparse {{
   data {{ train = \"d.csv\", label = y }}
@@ -63,7 +63,7 @@ fn train(pipeline: &str, dense: bool) -> BTreeMap<String, HostTensor> {
 
 const DNN: &str = "model dnn_classifier { hidden_units = [8], n_classes = 2 }";
 const LINEAR: &str = "model linear_classifier { n_classes = 2 }";
-const WIDE_DEEP: &str = "model dnn_linear_combined_classifier {
+pub const WIDE_DEEP: &str = "model dnn_linear_combined_classifier {
     linear_inputs = [c]
     dnn_inputs = [x, ce]
     hidden_units = [8]

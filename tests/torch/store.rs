@@ -195,13 +195,13 @@ fn sigkill_at_random_moments_of_saving_never_leaves_model_dir_unloadable() {
     let mut last_step = 0;
     let mut mid_write = 0;
     for round in 0..50 {
-        let mut child = Command::new(crate::common::est_bin())
-            .args(["train", "iris.est", "--steps", "100000000"])
-            .current_dir(tmp.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut command = Command::new(crate::common::est_bin());
+        command.args(["train", "iris.est", "--steps", "100000000"]).current_dir(tmp.path());
+        // Every other run copies its saves between steps, 64 bytes a step, as big tables are.
+        if round % 2 == 1 {
+            command.env("EST_SAVE_CHUNK", "64");
+        }
+        let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         // Once the run saves (libtorch's start takes longer on a loaded machine), a kill at a
         // random moment lands among its saves, one every step.
         let started = std::time::Instant::now();

@@ -62,3 +62,21 @@ pub unsafe fn slice_mut<T: Element>(t: &Tensor) -> Option<&mut [T]> {
     // SAFETY: as in `slice`; the caller promises this is the only access while it lives.
     Some(unsafe { std::slice::from_raw_parts_mut(data, n) })
 }
+
+/// `values`' memory as bytes: their little-endian encoding on the little-endian machines est
+/// builds for.
+#[cfg(target_endian = "little")]
+pub fn le_bytes(values: &[f32]) -> &[u8] {
+    // SAFETY: an f32 is 4 bytes with no padding, any byte is a valid u8, and u8's alignment
+    // is 1; the slice covers exactly `values`' memory and borrows it.
+    unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values)) }
+}
+
+/// Little-endian floats as `f32`s, when the bytes are aligned for them.
+#[cfg(target_endian = "little")]
+pub fn to_f32s(bytes: &[u8]) -> Option<&[f32]> {
+    // SAFETY: every bit pattern is an f32; `align_to` puts only aligned whole values in the
+    // middle part, and an empty prefix and suffix mean it covers every byte.
+    let (head, values, tail) = unsafe { bytes.align_to::<f32>() };
+    (head.is_empty() && tail.is_empty()).then_some(values)
+}

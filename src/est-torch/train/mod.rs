@@ -18,6 +18,7 @@ pub mod predict;
 mod saver;
 pub mod schedule;
 pub mod session;
+mod snapshot;
 mod step;
 pub mod summaries;
 mod trainer;

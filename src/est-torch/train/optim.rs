@@ -8,6 +8,7 @@ use est::pipeline::{Optimizer, OptimizerKind, Scope};
 
 use super::direct::TouchedRows;
 use super::memory::{slice, slice_mut};
+use super::snapshot::Write;
 use crate::lower::Done;
 
 /// One optimizer over the model parameters of its scope.
@@ -84,6 +85,15 @@ impl OptimizerState {
         }
     }
 
+    /// What `update_rows` with these touched members writes.
+    pub fn writes<'a>(&self, touched: &'a [TouchedRows]) -> Write<'a> {
+        if touched.is_empty() || !self.updates_rows() || self.slots.len() != 1 {
+            Write::All
+        } else {
+            Write::Rows(touched)
+        }
+    }
+
     /// As `update`, for a gradient `grad` of `flat` that is zero in the members `touched` lists
     /// but for their touched rows: where `updates_rows`, only those rows and the other members
     /// are updated, in place.
@@ -94,7 +104,7 @@ impl OptimizerState {
         touched: &[TouchedRows],
         step: u64,
     ) -> Result<(), tch::TchError> {
-        if touched.is_empty() || !self.updates_rows() || self.slots.len() != 1 {
+        if !matches!(self.writes(touched), Write::Rows(_)) {
             return self.update(flat, vec![grad.shallow_clone()], step);
         }
         let lr = super::schedule::learning_rate(self.config.learning_rate, self.config.decay.as_ref(), step);

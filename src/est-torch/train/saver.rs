@@ -1,8 +1,8 @@
-//! Checkpoint writes off the training thread: the training thread copies the tensors to the host
-//! and hands them over; encoding, hashing, writing, fsync and the manifest happen on one writer
-//! thread that lives as long as the run, scheduled so that it never preempts training. One save
-//! may wait behind the one being written, so a slow fsync does not stall training; a third
-//! waits for the first, so at most two copies of the tensors are held.
+//! Checkpoint writes off the training thread: the training thread copies the state (a big
+//! table a chunk between steps, see `snapshot`) and hands it over; encoding, hashing, writing,
+//! fsync and the manifest happen on one writer thread that lives as long as the run, scheduled
+//! so that it never preempts training. One save may wait behind the one being written, so a
+//! slow fsync does not stall training; a third waits for the first.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
@@ -10,10 +10,21 @@ use std::thread::JoinHandle;
 
 use camino::Utf8PathBuf;
 
-use est::checkpoint::{CheckpointError, Entry, Evaluation, HostTensor, Meta, Retention, Store};
+use est::checkpoint::format::Layout;
+use est::checkpoint::{CheckpointError, Entry, Evaluation, HostTensor, Meta, Retention, Sink, Store};
+
+use super::session::Session;
+use super::snapshot::{Begun, Feed, Sizes, Snapshot};
+use super::TrainError;
+
+/// A checkpoint's bytes after its header: all of them, or a feed of them as they are copied.
+enum Body {
+    Whole(BTreeMap<String, HostTensor>),
+    Streamed(Feed),
+}
 
 /// A checkpoint to write, and its evaluation during training, which the same manifest write records.
-type Job = (Meta, BTreeMap<String, HostTensor>, Option<Evaluation>);
+type Job = (Meta, Layout, Body, Option<Evaluation>);
 
 pub struct Saver {
     dir: Utf8PathBuf,
@@ -22,6 +33,9 @@ pub struct Saver {
     /// Saves handed over whose result has not been taken.
     in_flight: usize,
     writer: Option<JoinHandle<()>>,
+    /// The save still being copied between steps.
+    copying: Option<Snapshot>,
+    sizes: Sizes,
 }
 
 impl Saver {
@@ -32,24 +46,35 @@ impl Saver {
         let store = Store::new(&dir);
         let writer = std::thread::spawn(move || {
             batch_priority();
-            for (meta, tensors, evaluation) in incoming {
-                let saved = store.save(&meta, &tensors, retention, protect.as_deref(), evaluation.as_ref());
+            for (meta, layout, body, evaluation) in incoming {
+                let mut write = |sink: &mut Sink| match &body {
+                    Body::Whole(tensors) => layout.order.iter().try_for_each(|(name, _)| sink(&tensors[name].bytes)),
+                    Body::Streamed(feed) => feed.drain(sink),
+                };
+                let saved =
+                    store.save_with(&meta, &layout, &mut write, retention, protect.as_deref(), evaluation.as_ref());
                 if done.send(saved).is_err() {
                     break;
                 }
             }
         });
-        Saver { dir, jobs: Some(jobs), results, in_flight: 0, writer: Some(writer) }
+        let sizes = Sizes::current();
+        Saver { dir, jobs: Some(jobs), results, in_flight: 0, writer: Some(writer), copying: None, sizes }
     }
 
-    /// Starts writing a checkpoint; returns the entries of earlier saves that have finished.
-    /// Waits only when two saves are already in flight.
+    /// Starts a checkpoint of `session` at its step, after finishing the copy of the one before;
+    /// returns the entries of earlier saves that have finished. With `last_good` (the step of
+    /// the last save), a state holding a NaN or an infinity is refused. Waits only when two
+    /// saves are already in flight.
     pub fn save(
         &mut self,
+        session: &Session,
         meta: Meta,
-        tensors: BTreeMap<String, HostTensor>,
+        last_good: Option<u64>,
         evaluation: Option<Evaluation>,
-    ) -> Result<Vec<Entry>, CheckpointError> {
+    ) -> Result<Vec<Entry>, TrainError> {
+        self.finish_copy()?;
+        let begun = Snapshot::begin(session, &meta, last_good.unwrap_or(0), self.sizes, last_good.is_some())?;
         let mut finished = Vec::new();
         while self.in_flight > 0 {
             match self.results.try_recv() {
@@ -58,20 +83,50 @@ impl Saver {
                     finished.push(result?);
                 }
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return Err(self.stopped()),
+                Err(TryRecvError::Disconnected) => return Err(self.stopped().into()),
             }
         }
         if self.in_flight >= 2 {
             finished.push(self.next()?);
         }
-        let job = (meta, tensors, evaluation);
+        let (layout, body, snapshot) = match begun {
+            Begun::Whole(layout, tensors) => (layout, Body::Whole(tensors), None),
+            Begun::Streamed(layout, snapshot, feed) => (layout, Body::Streamed(feed), Some(snapshot)),
+        };
+        let job = (meta, layout, body, evaluation);
         self.jobs.as_ref().ok_or_else(|| self.stopped())?.send(job).map_err(|_| self.stopped())?;
         self.in_flight += 1;
+        self.copying = snapshot;
         Ok(finished)
     }
 
-    /// Waits for every save in flight; their entries, in order.
-    pub fn wait(&mut self) -> Result<Vec<Entry>, CheckpointError> {
+    /// The save being copied between steps, which a step tells what it is about to write.
+    pub fn copying(&mut self) -> Option<&mut Snapshot> {
+        self.copying.as_mut()
+    }
+
+    /// Copies the next part of the save being copied, if the writer has room for it; whether
+    /// anything was copied.
+    pub fn copy_some(&mut self) -> Result<bool, TrainError> {
+        let Some(snapshot) = self.copying.as_mut() else { return Ok(false) };
+        let result = snapshot.copy_some();
+        if !matches!(result, Ok(false)) {
+            self.copying = None;
+        }
+        result.map(|_| true)
+    }
+
+    /// Copies the rest of the save being copied.
+    fn finish_copy(&mut self) -> Result<(), TrainError> {
+        if let Some(mut snapshot) = self.copying.take() {
+            snapshot.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Finishes copying, and waits for every save in flight; their entries, in order.
+    pub fn wait(&mut self) -> Result<Vec<Entry>, TrainError> {
+        self.finish_copy()?;
         let mut finished = Vec::new();
         while self.in_flight > 0 {
             finished.push(self.next()?);
@@ -105,8 +160,12 @@ fn batch_priority() {
 
 impl Drop for Saver {
     fn drop(&mut self) {
-        // An error path still lets the write in flight finish: it is complete or not there at all.
-        let _ = self.wait();
+        // A save still being copied is given up (the writer removes its part); the write in
+        // flight finishes: it is complete or not there at all.
+        self.copying = None;
+        while self.in_flight > 0 {
+            let _ = self.next();
+        }
         self.jobs = None;
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();

@@ -175,26 +175,6 @@ impl Session {
         }
     }
 
-    /// The tensors to save at `step`, unless one holds a NaN or an infinity: a finite loss
-    /// does not prove the update after it was finite. `last_good` is the step of the last save.
-    pub fn saveable(&self, step: u64, last_good: u64) -> Result<BTreeMap<String, HostTensor>, TrainError> {
-        let tensors = self.host_tensors()?;
-        for (name, t) in &tensors {
-            if t.dtype != safetensors::Dtype::F32 {
-                continue;
-            }
-            let mut values = t.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-            // A pass without branches (it vectorises) on the training thread; the search only on failure.
-            if !values.clone().fold(false, |bad, v| bad | !v.is_finite()) {
-                continue;
-            }
-            if let Some(value) = values.find(|v| !v.is_finite()) {
-                return Err(TrainError::NonFiniteState { step, tensor: name.clone(), value, last_good });
-            }
-        }
-        Ok(tensors)
-    }
-
     /// Every tensor a checkpoint holds, copied to the host.
     pub fn host_tensors(&self) -> Result<BTreeMap<String, HostTensor>, TrainError> {
         let mut out = BTreeMap::new();
@@ -202,19 +182,28 @@ impl Session {
         for group in &self.model.groups {
             split(&to_host(&group.flat)?, group, &self.model, |name| name.to_string(), &mut out);
         }
-        for p in self.model.params.iter().filter(|p| !p.trainable) {
-            out.insert(p.name.clone(), to_host(&p.tensor)?);
-        }
         for (opt, group) in self.optimizers.iter().zip(&self.model.groups) {
             let scope = opt.config.scope;
             for (slot, flat) in opt.config.kind.slots().iter().zip(&opt.slots[0]) {
                 let name = |param: &str| OptimizerState::slot_name(scope, param, slot);
                 split(&to_host(flat)?, group, &self.model, name, &mut out);
             }
-            out.insert(OptimizerState::step_name(scope), HostTensor::i64(vec![], &[opt.step]));
+        }
+        self.non_group_tensors(&mut out)?;
+        Ok(out)
+    }
+
+    /// The tensors of a checkpoint outside the optimizer groups: variables no optimizer
+    /// updates, the optimizers' update counts and the global step.
+    pub fn non_group_tensors(&self, out: &mut BTreeMap<String, HostTensor>) -> Result<(), TrainError> {
+        for p in self.model.params.iter().filter(|p| !p.trainable) {
+            out.insert(p.name.clone(), to_host(&p.tensor)?);
+        }
+        for opt in &self.optimizers {
+            out.insert(OptimizerState::step_name(opt.config.scope), HostTensor::i64(vec![], &[opt.step]));
         }
         out.insert("global_step".into(), HostTensor::i64(vec![], &[self.global_step as i64]));
-        Ok(out)
+        Ok(())
     }
 
     /// The metadata a checkpoint of this session carries.
@@ -307,8 +296,36 @@ fn restore_tensor(
     Ok(())
 }
 
+/// That the float tensors to save at `step` hold no NaN or infinity: a finite loss does not
+/// prove the update after it was finite. `last_good` is the step of the last save.
+pub(super) fn check_finite(
+    tensors: &BTreeMap<String, HostTensor>,
+    step: u64,
+    last_good: u64,
+) -> Result<(), TrainError> {
+    for (name, t) in tensors {
+        if t.dtype != safetensors::Dtype::F32 {
+            continue;
+        }
+        let mut values = t.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        if let Some(value) = first_not_finite(&mut values) {
+            return Err(TrainError::NonFiniteState { step, tensor: name.clone(), value, last_good });
+        }
+    }
+    Ok(())
+}
+
+/// The first value that is not finite.
+pub(super) fn first_not_finite(values: &mut (impl Iterator<Item = f32> + Clone)) -> Option<f32> {
+    // A pass without branches (it vectorises) on the training thread; the search only on failure.
+    if !values.clone().fold(false, |bad, v| bad | !v.is_finite()) {
+        return None;
+    }
+    values.find(|v| !v.is_finite())
+}
+
 /// Cuts a host copy of a flat buffer laid out like `group` into one tensor per member.
-fn split(
+pub(super) fn split(
     flat: &HostTensor,
     group: &Group,
     model: &Model,
@@ -323,7 +340,7 @@ fn split(
     }
 }
 
-fn to_host(t: &Tensor) -> Result<HostTensor, TrainError> {
+pub(super) fn to_host(t: &Tensor) -> Result<HostTensor, TrainError> {
     let t = t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?;
     let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
     let numel = t.numel();

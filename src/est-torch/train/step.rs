@@ -7,6 +7,7 @@ use tch::{Device, Tensor};
 use super::direct::Direct;
 use super::loss::{batch_loss, StepLoss};
 use super::session::Session;
+use super::snapshot::{Snapshot, Write};
 use super::TrainError;
 use crate::lower::Inputs;
 
@@ -89,20 +90,25 @@ impl Backprop {
     }
 
     /// Trains on batch `x`: the loss, its gradients, each optimizer's update. With `taps`, hands
-    /// out each hidden layer's output. Does not move the global step.
+    /// out each hidden layer's output; with `saving`, tells the save being copied what the
+    /// update is about to write. Does not move the global step.
     pub fn step(
         &mut self,
         session: &mut Session,
         x: &Inputs,
         seed: u64,
         taps: Option<&mut Vec<Tensor>>,
+        mut saving: Option<&mut Snapshot>,
     ) -> Result<StepLoss, TrainError> {
         let step = session.global_step;
         if let Some(direct) = self.direct.as_mut() {
             let value = direct.step(&session.model, x, step, seed, taps)?;
             let touched = if self.dense { vec![Vec::new(); self.flats.len()] } else { direct.touched() };
             let groups = session.optimizers.iter_mut().zip(&self.flats).zip(direct.grads()).zip(&touched);
-            for (((opt, flat), grad), rows) in groups {
+            for (g, (((opt, flat), grad), rows)) in groups.enumerate() {
+                if let Some(snapshot) = saving.as_deref_mut() {
+                    snapshot.before_write(g, &opt.writes(rows));
+                }
                 opt.update_rows(flat, grad, rows, step)?;
             }
             return Ok(StepLoss::Known(value));
@@ -113,9 +119,13 @@ impl Backprop {
         // end like the flat buffers.
         let all: Vec<&Tensor> = self.leaves.iter().flatten().collect();
         let mut grads = Tensor::f_run_backward(&[&loss], &all, false, false)?.into_iter();
-        for ((opt, flat), members) in session.optimizers.iter_mut().zip(&self.flats).zip(&self.leaves) {
+        let groups = session.optimizers.iter_mut().zip(&self.flats).zip(&self.leaves);
+        for (g, ((opt, flat), members)) in groups.enumerate() {
             let parts: Vec<Tensor> =
                 grads.by_ref().take(members.len()).map(|g| g.f_view([-1])).collect::<Result<_, _>>()?;
+            if let Some(snapshot) = saving.as_deref_mut() {
+                snapshot.before_write(g, &Write::All);
+            }
             opt.update(flat, parts, step)?;
         }
         Ok(StepLoss::Pending(loss))

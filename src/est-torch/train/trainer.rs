@@ -70,6 +70,8 @@ pub struct Trainer<'a> {
     last_eval: (u64, f64),
     /// How long each periodic save held the training thread, in milliseconds.
     pauses: Vec<f64>,
+    /// The longest a copy between steps of a save held the training thread, in milliseconds.
+    copy_pauses: f64,
     latest: Option<LastLoss>,
     last_loss: Option<f64>,
     last_saved: Option<Entry>,
@@ -132,7 +134,7 @@ impl<'a> Trainer<'a> {
         let retention = Retention { keep_max: c.keep_max, keep_every: c.keep_every, keep_best: c.keep_best };
         let mut saver = Saver::new(store.dir.clone(), retention, protect);
         if store.latest_meta()?.map(|(e, _)| e.step) != Some(from) {
-            saver.save(session.meta(plan, clock.now()), session.host_tensors()?, None)?;
+            saver.save(&session, session.meta(plan, clock.now()), None, None)?;
         }
         let now = clock.now();
         // From the checkpoint, so a resumed run evaluates at the steps one run would.
@@ -162,6 +164,7 @@ impl<'a> Trainer<'a> {
             last_save: (from, now),
             last_eval,
             pauses: Vec::new(),
+            copy_pauses: 0.0,
             latest: None,
             last_loss: None,
             last_saved: None,
@@ -182,6 +185,7 @@ impl<'a> Trainer<'a> {
             // An evaluation is of a checkpoint: its step is saved, with what it decided.
             let evaluation = self.maybe_evaluate(now)?;
             self.maybe_save(now, evaluation)?;
+            self.copy_between_steps()?;
             if self.stopped.is_some() {
                 break;
             }
@@ -196,7 +200,9 @@ impl<'a> Trainer<'a> {
         let x = self.inputs.gather(&index)?;
         let mut taps = Vec::new();
         let summarize = self.summarizes(self.session.global_step + 1);
-        let loss = self.backprop.step(&mut self.session, &x, self.plan.train.seed, summarize.then_some(&mut taps))?;
+        let seed = self.plan.train.seed;
+        let saving = self.saver.copying();
+        let loss = self.backprop.step(&mut self.session, &x, seed, summarize.then_some(&mut taps), saving)?;
         self.session.global_step += 1;
         self.session.data_order = self.batches.order();
         self.latest = Some(LastLoss { step: self.session.global_step, loss, read: None });
@@ -251,11 +257,20 @@ impl<'a> Trainer<'a> {
         // A state whose loss is not finite is never saved.
         self.loss()?;
         let pause = Instant::now();
-        let tensors = self.session.saveable(step, last_step)?;
-        let finished = self.saver.save(self.session.meta(self.plan, now), tensors, evaluation)?;
+        let finished =
+            self.saver.save(&self.session, self.session.meta(self.plan, now), Some(last_step), evaluation)?;
         self.pauses.push(pause.elapsed().as_secs_f64() * 1000.0);
         self.saved(finished);
         self.last_save = (step, now);
+        Ok(())
+    }
+
+    /// The next part of a save still being copied, if the writer has room for it.
+    fn copy_between_steps(&mut self) -> Result<(), TrainError> {
+        let pause = Instant::now();
+        if self.saver.copy_some()? {
+            self.copy_pauses = self.copy_pauses.max(pause.elapsed().as_secs_f64() * 1000.0);
+        }
         Ok(())
     }
 
@@ -308,8 +323,8 @@ impl<'a> Trainer<'a> {
         self.loss()?;
         let step = self.session.global_step;
         if self.last_save.0 != step {
-            let tensors = self.session.saveable(step, self.last_save.0)?;
-            for entry in self.saver.save(self.session.meta(self.plan, self.clock.now()), tensors, None)? {
+            let meta = self.session.meta(self.plan, self.clock.now());
+            for entry in self.saver.save(&self.session, meta, Some(self.last_save.0), None)? {
                 self.progress.saved(&entry);
             }
         }
@@ -318,8 +333,13 @@ impl<'a> Trainer<'a> {
         if !self.pauses.is_empty() {
             self.pauses.sort_by(f64::total_cmp);
             let (worst, median) = (self.pauses[self.pauses.len() - 1], self.pauses[self.pauses.len() / 2]);
+            let between = if self.copy_pauses > 0.0 {
+                format!("; copying tables between steps, for at most {:.3} ms a step", self.copy_pauses)
+            } else {
+                String::new()
+            };
             self.progress.note(&format!(
-                "{} periodic {} paused the training thread for at most {worst:.3} ms (median {median:.3} ms)",
+                "{} periodic {} paused the training thread for at most {worst:.3} ms (median {median:.3} ms){between}",
                 self.pauses.len(),
                 if self.pauses.len() == 1 { "save" } else { "saves" },
             ));

@@ -115,11 +115,58 @@ pub enum FormatError {
     UnknownFormat(String),
 }
 
+/// Where each tensor's bytes go in a checkpoint file, decided before any is written, so a
+/// file can be written piece by piece from tensors that are still being copied.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// The header's length and the header, as the safetensors library writes them.
+    pub header: Vec<u8>,
+    /// The tensors in the order their bytes follow the header, each with its length in bytes.
+    pub order: Vec<(String, usize)>,
+}
+
+impl Layout {
+    /// The file's length in bytes.
+    pub fn file_len(&self) -> u64 {
+        (self.header.len() + self.order.iter().map(|(_, n)| n).sum::<usize>()) as u64
+    }
+}
+
+/// The layout of a checkpoint of tensors named, typed and shaped as `tensors` say: the one
+/// `safetensors::serialize` makes (by falling alignment, then by name; the header padded to 8
+/// bytes), so the file is byte for byte the library's.
+pub fn layout<'a>(
+    meta: &Meta,
+    tensors: impl IntoIterator<Item = (&'a str, Dtype, &'a [usize])>,
+) -> Result<Layout, FormatError> {
+    let json = serde_json::to_string(meta).map_err(FormatError::BadMeta)?;
+    let mut tensors: Vec<_> = tensors.into_iter().collect();
+    tensors.sort_by(|(a, da, _), (b, db, _)| db.cmp(da).then(a.cmp(b)));
+    let (mut infos, mut order, mut offset) = (Vec::new(), Vec::new(), 0);
+    for (name, dtype, shape) in tensors {
+        let n = shape.iter().product::<usize>() * dtype.bitsize() / 8;
+        let info = safetensors::tensor::TensorInfo { dtype, shape: shape.to_vec(), data_offsets: (offset, offset + n) };
+        offset += n;
+        infos.push((name.to_string(), info));
+        order.push((name.to_string(), n));
+    }
+    let metadata = safetensors::tensor::Metadata::new(Some(HashMap::from([("est".to_string(), json)])), infos)?;
+    let mut text = serde_json::to_string(&metadata).map_err(FormatError::HeaderJson)?.into_bytes();
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut header = (text.len() as u64).to_le_bytes().to_vec();
+    header.extend_from_slice(&text);
+    Ok(Layout { header, order })
+}
+
 /// The file's bytes for these tensors and this metadata.
 pub fn encode(meta: &Meta, tensors: &BTreeMap<String, HostTensor>) -> Result<Vec<u8>, FormatError> {
-    let json = serde_json::to_string(meta).map_err(FormatError::BadMeta)?;
-    let header = HashMap::from([("est".to_string(), json)]);
-    Ok(safetensors::tensor::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(header))?)
+    let layout = layout(meta, tensors.iter().map(|(k, v)| (k.as_str(), v.dtype, v.shape.as_slice())))?;
+    let mut bytes = Vec::with_capacity(layout.file_len() as usize);
+    bytes.extend_from_slice(&layout.header);
+    for (name, _) in &layout.order {
+        bytes.extend_from_slice(&tensors[name].bytes);
+    }
+    Ok(bytes)
 }
 
 /// Every tensor and the metadata.
@@ -167,4 +214,45 @@ fn meta_from_header(bytes: &[u8]) -> Result<Meta, FormatError> {
         return Err(FormatError::UnknownFormat(format.to_string()));
     }
     serde_json::from_value(value).map_err(FormatError::BadMeta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Source;
+
+    fn meta() -> Meta {
+        let root = crate::check::resolve(Utf8Path::new(env!("CARGO_MANIFEST_DIR")), "../..");
+        let text = std::fs::read_to_string(root.join("pipelines/iris.est")).unwrap();
+        let source = Source { path: root.join("pipelines/iris.est"), text };
+        let plan = crate::compile(&source, &root.join("pipelines")).unwrap().plan;
+        Meta {
+            format: FORMAT.into(),
+            global_step: 7,
+            data_order: DataOrder::default(),
+            fingerprint: plan.fingerprint.clone(),
+            created: 1.5,
+            est_version: "test".into(),
+            plan,
+            last_evaluation: None,
+            early_stop: None,
+        }
+    }
+
+    #[test]
+    fn encode_writes_the_bytes_safetensors_writes() {
+        let mut tensors = BTreeMap::new();
+        tensors.insert("b/kernel".to_string(), HostTensor::f32(vec![2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        tensors.insert("a/bias".to_string(), HostTensor::f32(vec![3], &[0.5, -0.5, 0.25]));
+        tensors.insert("global_step".to_string(), HostTensor::i64(vec![], &[7]));
+        tensors.insert("z/step".to_string(), HostTensor::i64(vec![], &[3]));
+        let meta = meta();
+        let json = serde_json::to_string(&meta).unwrap();
+        let theirs =
+            safetensors::tensor::serialize(tensors.iter(), Some(HashMap::from([("est".to_string(), json)]))).unwrap();
+        let ours = encode(&meta, &tensors).unwrap();
+        assert_eq!(ours, theirs);
+        let (back_meta, back) = decode(&ours).unwrap();
+        assert_eq!((back_meta, back), (meta, tensors));
+    }
 }

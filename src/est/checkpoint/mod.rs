@@ -9,6 +9,7 @@ pub mod policy;
 pub mod time;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
@@ -264,6 +265,9 @@ fn io<'a>(action: &'static str, path: &'a Utf8Path) -> impl FnOnce(std::io::Erro
     move |source| CheckpointError::Io { action, path: path.to_owned(), source }
 }
 
+/// Where a checkpoint's bytes go as they are written.
+pub type Sink<'a> = dyn FnMut(&[u8]) -> std::io::Result<()> + 'a;
+
 /// `bytes`' SHA-256 in lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -442,25 +446,57 @@ impl Store {
         protect: Option<&str>,
         evaluation: Option<&Evaluation>,
     ) -> Result<Entry, CheckpointError> {
+        let path = self.dir.join(file_name(meta.global_step));
+        let layout = format::layout(meta, tensors.iter().map(|(k, v)| (k.as_str(), v.dtype, v.shape.as_slice())))
+            .map_err(|source| CheckpointError::Unreadable { path, source })?;
+        let mut body = |sink: &mut Sink| layout.order.iter().try_for_each(|(name, _)| sink(&tensors[name].bytes));
+        self.save_with(meta, &layout, &mut body, retention, protect, evaluation)
+    }
+
+    /// As `save`, for a file laid out as `layout` whose bytes after the header `body` hands to
+    /// its sink piece by piece, in layout order, while they are still being copied. A body that
+    /// fails, or ends short, leaves model_dir as it was.
+    pub fn save_with(
+        &self,
+        meta: &Meta,
+        layout: &format::Layout,
+        body: &mut dyn FnMut(&mut Sink) -> std::io::Result<()>,
+        retention: Retention,
+        protect: Option<&str>,
+        evaluation: Option<&Evaluation>,
+    ) -> Result<Entry, CheckpointError> {
         self.create()?;
         let name = file_name(meta.global_step);
         let path = self.dir.join(&name);
-        let bytes = format::encode(meta, tensors)
-            .map_err(|source| CheckpointError::Unreadable { path: path.clone(), source })?;
+        // Read (or rebuilt from the older files) before this one is there: a rebuild would read
+        // it back whole, only to learn what the entry already says.
+        let mut manifest = self.manifest()?.unwrap_or_default();
+        let mut hash = Sha256::new();
+        let mut size = 0u64;
+        atomic::write_with(&path, |file| {
+            let mut sink = |bytes: &[u8]| {
+                hash.update(bytes);
+                size += bytes.len() as u64;
+                file.write_all(bytes)
+            };
+            sink(&layout.header)?;
+            body(&mut sink)?;
+            if size != layout.file_len() {
+                return Err(std::io::Error::other(format!("{size} of its {} bytes arrived", layout.file_len())));
+            }
+            Ok(())
+        })
+        .map_err(io("write", &path))?;
         let entry = Entry {
             file: name.clone(),
             step: meta.global_step,
             time: time::rfc3339(meta.created),
             created: meta.created,
-            size: bytes.len() as u64,
-            sha256: sha256_hex(&bytes),
+            size,
+            sha256: hash.finalize().iter().map(|b| format!("{b:02x}")).collect(),
             fingerprint: meta.fingerprint.clone(),
             preserved: false,
         };
-        // Read (or rebuilt from the older files) before this one is there: a rebuild would read
-        // it back whole, only to learn what `entry` already says.
-        let mut manifest = self.manifest()?.unwrap_or_default();
-        atomic::write(&path, &bytes).map_err(io("write", &path))?;
 
         if manifest.checkpoints.is_empty() {
             manifest.started = meta.created;
