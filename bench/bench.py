@@ -89,7 +89,8 @@ def run_est(est_file, model_dir, *args):
     rate = float(re.search(r"\(([\d.]+) steps/s\)", out).group(1))
     loss = float(re.search(r"loss ([-\d.e]+);", out).group(1))
     read = re.search(r"read (\d+) rows from .* in ([\d.]+) s", text)
-    stall = re.search(r"paused the training thread for at most ([\d.]+) ms", text)
+    # The longest pause of a save: its start, or a copy between steps of a big table.
+    stall = re.search(r"paused the training thread for at most ([\d.]+) ms.*?(?:at most ([\d.]+) ms a step)?$", text, re.M)
     intervals = [float(r) for r in re.findall(r"^step = \d+, .*steps/sec = ([\d.]+)", text, re.M)]
     return {
         "steps_per_sec": rate,
@@ -98,7 +99,7 @@ def run_est(est_file, model_dir, *args):
         "loss": loss,
         "first_step": first_step,
         "read_s": float(read.group(2)) if read else None,
-        "stall_ms": float(stall.group(1)) if stall else None,
+        "stall_ms": max(float(g) for g in stall.groups() if g) if stall else None,
         "rss_mb": rss_mb if rss_mb > before / 1024 else None,
     }
 

@@ -270,6 +270,14 @@ fn delegate() -> i32 {
     }
     let mut command = std::process::Command::new(&torch);
     command.args(std::env::args_os().skip(1));
+    // libtorch's OpenMP threads spin about 300,000 times at each barrier before they sleep: on a
+    // machine with another busy process, a spinning thread holds the core the thread it waits
+    // for needs (the Criteo-shaped run fell from 90 to 36 steps/s beside one busy loop). 5,000
+    // spins kept 66 there and cost nothing measurable alone. Read when est-torch loads, so set
+    // here; a user's own OpenMP setting wins.
+    if std::env::var_os("GOMP_SPINCOUNT").is_none() && std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        command.env("GOMP_SPINCOUNT", "5000");
+    }
     exec(command, &torch)
 }
 
