@@ -174,16 +174,12 @@ fn python_reads_the_tensors_with_safetensors() {
     assert_eq!(text(&out.stdout), format!("5 5 (4, 10) {}\n", (bias as f64 * 1e6).round() / 1e6));
 }
 
-/// Whether the iris model folder holds a checkpoint of a step after `step`.
+/// Whether the iris model folder's manifest names a checkpoint of a step after `step`. (A file
+/// alone does not count: a kill between a checkpoint's rename and the manifest's write leaves
+/// one the next run restores past, and a test waiting on it would kill every later run before
+/// it saved.)
 fn saved_since(dir: &Path, step: u64) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir.join("models/iris")) else { return false };
-    entries.flatten().any(|e| {
-        let name = e.file_name().to_string_lossy().into_owned();
-        name.strip_prefix("ckpt-")
-            .and_then(|n| n.strip_suffix(".safetensors"))
-            .and_then(|n| n.parse::<u64>().ok())
-            .is_some_and(|n| n > step)
-    })
+    store(dir).manifest().ok().flatten().and_then(|m| m.checkpoints.last().map(|e| e.step)).is_some_and(|n| n > step)
 }
 
 #[test]

@@ -129,25 +129,28 @@ impl Model {
     /// embeddings, zero linear weights, and normalisation statistics from `train`.
     pub fn build(plan: &Plan, device: Device, train: Option<&Table>) -> Result<Model, LowerError> {
         let seed = plan.train.seed;
-        let values: Vec<Vec<f32>> = plan.model.variables.iter().map(|var| initial_values(var, seed, train)).collect();
+        let variables = &plan.model.variables;
+        let count = |i: usize| variables[i].shape.iter().product::<u64>() as usize;
         // Each optimizer's variables in one flat buffer; one optimizer for all takes them all.
         let mut groups = Vec::new();
-        let mut slot: Vec<Option<(usize, usize)>> = vec![None; plan.model.variables.len()];
+        let mut slot: Vec<Option<(usize, usize)>> = vec![None; variables.len()];
         for optimizer in &plan.optimizers {
-            let members: Vec<usize> = (0..plan.model.variables.len())
+            let members: Vec<usize> = (0..variables.len())
                 .filter(|&i| {
-                    let v = &plan.model.variables[i];
+                    let v = &variables[i];
                     v.trainable && (optimizer.scope == Scope::All || v.part == optimizer.scope)
                 })
                 .collect();
-            let mut host = Vec::with_capacity(members.iter().map(|&i| values[i].len()).sum());
+            let mut host = vec![0.0f32; members.iter().map(|&i| count(i)).sum()];
             let mut layout = Vec::with_capacity(members.len());
+            let mut at = 0;
             for (k, &i) in members.iter().enumerate() {
-                layout.push((i, host.len() as i64, values[i].len() as i64));
-                host.extend_from_slice(&values[i]);
+                layout.push((i, at as i64, count(i) as i64));
+                at += count(i);
                 slot[i] = Some((groups.len(), k));
             }
-            let flat = Tensor::f_from_slice(&host)?.f_to_device(device)?;
+            initialise(&mut host, &layout, variables, seed, train);
+            let flat = blob::floats(host, &[at as i64])?.f_to_device(device)?;
             groups.push(Group { scope: optimizer.scope, flat, members: layout });
         }
         let mut params = Vec::with_capacity(plan.model.variables.len());
@@ -157,7 +160,9 @@ impl Model {
                 // A leaf of its own that shares the flat buffer's memory: autograd gives each
                 // variable its gradient directly, and the optimizer updates the buffer whole.
                 Some((g, k)) => groups[g].view(&groups[g].flat, k, &shape)?.f_detach()?.f_set_requires_grad(true)?,
-                None => Tensor::f_from_slice(&values[i])?.f_reshape(&shape)?.f_to_device(device)?,
+                None => {
+                    Tensor::f_from_slice(&initial_values(var, seed, train))?.f_reshape(&shape)?.f_to_device(device)?
+                }
             };
             params.push(Param { name: var.name.clone(), tensor, trainable: var.trainable, part: var.part });
         }
@@ -414,27 +419,75 @@ impl Model {
     }
 }
 
+/// A variable's index and its part of a flat buffer.
+type Part<'a> = (usize, &'a mut [f32]);
+
+/// Writes each member's initial values into its part of a group's flat buffer, the members
+/// shared out among the cores: each variable draws from a generator of its own, so the values
+/// are the ones drawn one after another (a million-bucket table takes seconds to draw).
+fn initialise(
+    host: &mut [f32],
+    layout: &[(usize, i64, i64)],
+    variables: &[Variable],
+    seed: u64,
+    train: Option<&Table>,
+) {
+    let mut parts: Vec<Part> = Vec::with_capacity(layout.len());
+    let mut rest = host;
+    for &(i, _, len) in layout {
+        let (part, tail) = rest.split_at_mut(len as usize);
+        parts.push((i, part));
+        rest = tail;
+    }
+    // Largest first, each to the core with the least so far.
+    parts.sort_by_key(|(_, p)| std::cmp::Reverse(p.len()));
+    let cores = est::data::cores().max(1);
+    // Per core: the elements it has, and its parts.
+    let mut shares: Vec<(usize, Vec<Part>)> = (0..cores).map(|_| (0, Vec::new())).collect();
+    for part in parts {
+        let least = shares.iter_mut().min_by_key(|(n, _)| *n).expect("one core at least");
+        least.0 += part.1.len();
+        least.1.push(part);
+    }
+    std::thread::scope(|scope| {
+        for (_, share) in shares {
+            scope.spawn(move || {
+                for (i, out) in share {
+                    fill_initial(&variables[i], seed, train, out);
+                }
+            });
+        }
+    });
+}
+
 /// tf.estimator's initial value of one variable: Glorot-uniform kernels, zero biases,
 /// truncated-normal embeddings, zero linear weights, normalisation statistics from the data.
 fn initial_values(var: &Variable, seed: u64, train: Option<&Table>) -> Vec<f32> {
-    let count: usize = var.shape.iter().product::<u64>() as usize;
+    let mut out = vec![0.0; var.shape.iter().product::<u64>() as usize];
+    fill_initial(var, seed, train, &mut out);
+    out
+}
+
+/// `initial_values` of `var`, written into `out`.
+fn fill_initial(var: &Variable, seed: u64, train: Option<&Table>, out: &mut [f32]) {
     if var.name.starts_with("normalization/") {
         if let Some(table) = train {
-            return normalization_init(&var.name, table, count);
+            out.copy_from_slice(&normalization_init(&var.name, table, out.len()));
+            return;
         }
     }
     let mut rng = Rng::derived(seed, &[INIT, hash64(var.name.as_bytes())]);
     match var.name.rsplit('/').next().unwrap_or("") {
         "kernel" => {
             let limit = (6.0 / (var.shape[0] + var.shape[1]) as f64).sqrt();
-            (0..count).map(|_| ((rng.next_f64() * 2.0 - 1.0) * limit) as f32).collect()
+            out.iter_mut().for_each(|v| *v = ((rng.next_f64() * 2.0 - 1.0) * limit) as f32);
         }
         "embedding_weights" => {
             let std = 1.0 / (var.shape[1] as f64).sqrt();
-            (0..count).map(|_| (truncated_normal(&mut rng) * std) as f32).collect()
+            out.iter_mut().for_each(|v| *v = (truncated_normal(&mut rng) * std) as f32);
         }
-        "gamma" | "moving_variance" | "std" => vec![1.0; count],
-        _ => vec![0.0; count],
+        "gamma" | "moving_variance" | "std" => out.fill(1.0),
+        _ => out.fill(0.0),
     }
 }
 

@@ -4,7 +4,7 @@
 //! so that it never preempts training. One save may wait behind the one being written, so a
 //! slow fsync does not stall training; a third waits for the first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
@@ -33,8 +33,8 @@ pub struct Saver {
     /// Saves handed over whose result has not been taken.
     in_flight: usize,
     writer: Option<JoinHandle<()>>,
-    /// The save still being copied between steps.
-    copying: Option<Snapshot>,
+    /// The saves still being copied between steps, oldest first: at most the two in flight.
+    copying: VecDeque<Snapshot>,
     sizes: Sizes,
 }
 
@@ -59,13 +59,13 @@ impl Saver {
             }
         });
         let sizes = Sizes::current();
-        Saver { dir, jobs: Some(jobs), results, in_flight: 0, writer: Some(writer), copying: None, sizes }
+        Saver { dir, jobs: Some(jobs), results, in_flight: 0, writer: Some(writer), copying: VecDeque::new(), sizes }
     }
 
-    /// Starts a checkpoint of `session` at its step, after finishing the copy of the one before;
-    /// returns the entries of earlier saves that have finished. With `last_good` (the step of
-    /// the last save), a state holding a NaN or an infinity is refused. Waits only when two
-    /// saves are already in flight.
+    /// Starts a checkpoint of `session` at its step; returns the entries of earlier saves that
+    /// have finished. With `last_good` (the step of the last save), a state holding a NaN or an
+    /// infinity is refused. Waits only when two saves are already in flight, for the first
+    /// (finishing its copy).
     pub fn save(
         &mut self,
         session: &Session,
@@ -73,7 +73,6 @@ impl Saver {
         last_good: Option<u64>,
         evaluation: Option<Evaluation>,
     ) -> Result<Vec<Entry>, TrainError> {
-        self.finish_copy()?;
         let begun = Snapshot::begin(session, &meta, last_good.unwrap_or(0), self.sizes, last_good.is_some())?;
         let mut finished = Vec::new();
         while self.in_flight > 0 {
@@ -87,6 +86,9 @@ impl Saver {
             }
         }
         if self.in_flight >= 2 {
+            if let Some(mut oldest) = self.copying.pop_front() {
+                oldest.finish()?;
+            }
             finished.push(self.next()?);
         }
         let (layout, body, snapshot) = match begun {
@@ -96,29 +98,33 @@ impl Saver {
         let job = (meta, layout, body, evaluation);
         self.jobs.as_ref().ok_or_else(|| self.stopped())?.send(job).map_err(|_| self.stopped())?;
         self.in_flight += 1;
-        self.copying = snapshot;
+        self.copying.extend(snapshot);
         Ok(finished)
     }
 
-    /// The save being copied between steps, which a step tells what it is about to write.
-    pub fn copying(&mut self) -> Option<&mut Snapshot> {
-        self.copying.as_mut()
+    /// The saves being copied between steps, which a step tells what it is about to write.
+    pub fn copying(&mut self) -> &mut VecDeque<Snapshot> {
+        &mut self.copying
     }
 
-    /// Copies the next part of the save being copied, if the writer has room for it; whether
-    /// anything was copied.
+    /// Copies the next parts of the saves being copied, as far as the writer has room for
+    /// them; whether there was anything to copy.
     pub fn copy_some(&mut self) -> Result<bool, TrainError> {
-        let Some(snapshot) = self.copying.as_mut() else { return Ok(false) };
-        let result = snapshot.copy_some();
-        if !matches!(result, Ok(false)) {
-            self.copying = None;
+        let any = !self.copying.is_empty();
+        // Only the oldest may wait for the writer: the writer takes the others after it.
+        for (k, snapshot) in self.copying.iter_mut().enumerate() {
+            if let Err(error) = snapshot.copy_some(k == 0) {
+                self.copying.clear();
+                return Err(error);
+            }
         }
-        result.map(|_| true)
+        self.copying.retain(|s| !s.copied());
+        Ok(any)
     }
 
-    /// Copies the rest of the save being copied.
+    /// Copies the rest of every save being copied.
     fn finish_copy(&mut self) -> Result<(), TrainError> {
-        if let Some(mut snapshot) = self.copying.take() {
+        while let Some(mut snapshot) = self.copying.pop_front() {
             snapshot.finish()?;
         }
         Ok(())
@@ -162,7 +168,7 @@ impl Drop for Saver {
     fn drop(&mut self) {
         // A save still being copied is given up (the writer removes its part); the write in
         // flight finishes: it is complete or not there at all.
-        self.copying = None;
+        self.copying.clear();
         while self.in_flight > 0 {
             let _ = self.next();
         }

@@ -19,7 +19,7 @@ use super::optim::OptimizerState;
 use super::session::Session;
 use super::TrainError;
 
-/// Bytes copied between two steps.
+/// Bytes of one chunk.
 const CHUNK: usize = 4 << 20;
 /// Elements whose old values are kept together.
 const GRANULE: usize = 64;
@@ -27,6 +27,8 @@ const GRANULE: usize = 64;
 const KEPT_LIMIT: usize = 64 * CHUNK;
 /// Chunks a save copies ahead of the writer.
 const POOL: usize = 4;
+/// Chunks copied between two steps at most.
+const PER_STEP: usize = 2;
 const NONE: u32 = u32::MAX;
 
 /// What a step is about to write in one optimizer group's buffers (its flat buffer and each
@@ -220,11 +222,11 @@ impl Snapshot {
         }
     }
 
-    /// Copies as many chunks as the writer has made room for (at least one when the old values
-    /// kept have grown past their limit); whether everything is copied.
-    pub fn copy_some(&mut self) -> Result<bool, TrainError> {
-        let mut must = self.kept > KEPT_LIMIT;
-        for _ in 0..POOL {
+    /// Copies as many chunks as the writer has made room for; with `may_wait` (the writer is on
+    /// this save), at least one when the old values kept have grown past their limit.
+    pub fn copy_some(&mut self, may_wait: bool) -> Result<(), TrainError> {
+        let mut must = may_wait && self.kept > KEPT_LIMIT;
+        for _ in 0..PER_STEP {
             let Some(buffer) = self.buffer(must) else { break };
             self.fill(buffer)?;
             if self.chunks.is_none() {
@@ -232,7 +234,12 @@ impl Snapshot {
             }
             must = false;
         }
-        Ok(self.chunks.is_none())
+        Ok(())
+    }
+
+    /// Whether every byte is copied.
+    pub fn copied(&self) -> bool {
+        self.chunks.is_none()
     }
 
     /// Copies everything that is left, waiting for the writer as it must.

@@ -1,6 +1,8 @@
 //! One optimizer step's mechanics: which rows the next batch holds, and its gradients, written
 //! out on the CPU or through autograd elsewhere, applied by each optimizer to its flat buffer.
 
+use std::collections::VecDeque;
+
 use est::data::order::{Batch, Batcher};
 use tch::{Device, Tensor};
 
@@ -90,15 +92,15 @@ impl Backprop {
     }
 
     /// Trains on batch `x`: the loss, its gradients, each optimizer's update. With `taps`, hands
-    /// out each hidden layer's output; with `saving`, tells the save being copied what the
-    /// update is about to write. Does not move the global step.
+    /// out each hidden layer's output; tells each save being copied (`saving`) what the update
+    /// is about to write. Does not move the global step.
     pub fn step(
         &mut self,
         session: &mut Session,
         x: &Inputs,
         seed: u64,
         taps: Option<&mut Vec<Tensor>>,
-        mut saving: Option<&mut Snapshot>,
+        saving: &mut VecDeque<Snapshot>,
     ) -> Result<StepLoss, TrainError> {
         let step = session.global_step;
         if let Some(direct) = self.direct.as_mut() {
@@ -106,9 +108,8 @@ impl Backprop {
             let touched = if self.dense { vec![Vec::new(); self.flats.len()] } else { direct.touched() };
             let groups = session.optimizers.iter_mut().zip(&self.flats).zip(direct.grads()).zip(&touched);
             for (g, (((opt, flat), grad), rows)) in groups.enumerate() {
-                if let Some(snapshot) = saving.as_deref_mut() {
-                    snapshot.before_write(g, &opt.writes(rows));
-                }
+                let writes = opt.writes(rows);
+                saving.iter_mut().for_each(|s| s.before_write(g, &writes));
                 opt.update_rows(flat, grad, rows, step)?;
             }
             return Ok(StepLoss::Known(value));
@@ -123,9 +124,7 @@ impl Backprop {
         for (g, ((opt, flat), members)) in groups.enumerate() {
             let parts: Vec<Tensor> =
                 grads.by_ref().take(members.len()).map(|g| g.f_view([-1])).collect::<Result<_, _>>()?;
-            if let Some(snapshot) = saving.as_deref_mut() {
-                snapshot.before_write(g, &Write::All);
-            }
+            saving.iter_mut().for_each(|s| s.before_write(g, &Write::All));
             opt.update(flat, parts, step)?;
         }
         Ok(StepLoss::Pending(loss))
