@@ -197,10 +197,16 @@ fn weights_that_blow_up_after_a_finite_loss_are_never_saved() {
     assert!(all_finite(&loaded));
 }
 
-/// `est train iris.est --steps 10` under `ulimit -f blocks` (blocks of 512 bytes).
-fn train_limited(dir: &Path, blocks: u32) -> (Option<i32>, String) {
-    let command = format!("ulimit -f {blocks}; exec {} train iris.est --steps 10", crate::common::est_bin().display());
-    let out = Command::new("sh").args(["-c", &command]).current_dir(dir).output().unwrap();
+/// `est train iris.est --steps 10` under `ulimit -f blocks` (blocks of 512 bytes), its saves
+/// copied `chunk` bytes a step when given.
+fn train_limited(dir: &Path, blocks: u32, chunk: Option<&str>) -> (Option<i32>, String) {
+    let script = format!("ulimit -f {blocks}; exec {} train iris.est --steps 10", crate::common::est_bin().display());
+    let mut command = Command::new("sh");
+    command.args(["-c", &script]).current_dir(dir);
+    if let Some(chunk) = chunk {
+        command.env("EST_SAVE_CHUNK", chunk);
+    }
+    let out = command.output().unwrap();
     (out.status.code(), text(&out.stderr))
 }
 
@@ -215,13 +221,15 @@ fn a_file_size_limit_during_a_save_loses_nothing() {
     let dir = tmp.path().join("models/iris");
 
     // 2 kB: the run's first write, its event file, fails.
-    let (code, stderr) = train_limited(tmp.path(), 4);
+    let (code, stderr) = train_limited(tmp.path(), 4, None);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("\nerror: cannot write `") && stderr.contains("File too large"), "{stderr}");
-    // 8 kB: training runs and its checkpoint write fails.
-    let (code, stderr) = train_limited(tmp.path(), 16);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("ckpt-20.safetensors") && stderr.contains("File too large"), "{stderr}");
+    // 8 kB: training runs and its checkpoint write fails, copied at once or between steps.
+    for chunk in [None, Some("256")] {
+        let (code, stderr) = train_limited(tmp.path(), 16, chunk);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains("ckpt-20.safetensors") && stderr.contains("File too large"), "{chunk:?}: {stderr}");
+    }
 
     let loaded = latest(&dir);
     assert!(loaded.warnings.is_empty());

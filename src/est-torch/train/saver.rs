@@ -73,7 +73,8 @@ impl Saver {
         last_good: Option<u64>,
         evaluation: Option<Evaluation>,
     ) -> Result<Vec<Entry>, TrainError> {
-        let begun = Snapshot::begin(session, &meta, last_good.unwrap_or(0), self.sizes, last_good.is_some())?;
+        let begun =
+            Snapshot::begin(&self.dir, session, &meta, last_good.unwrap_or(0), self.sizes, last_good.is_some())?;
         let mut finished = Vec::new();
         while self.in_flight > 0 {
             match self.results.try_recv() {
@@ -87,7 +88,9 @@ impl Saver {
         }
         if self.in_flight >= 2 {
             if let Some(mut oldest) = self.copying.pop_front() {
-                oldest.finish()?;
+                if let Err(error) = oldest.finish() {
+                    return Err(self.why(error));
+                }
             }
             finished.push(self.next()?);
         }
@@ -115,7 +118,7 @@ impl Saver {
         for (k, snapshot) in self.copying.iter_mut().enumerate() {
             if let Err(error) = snapshot.copy_some(k == 0) {
                 self.copying.clear();
-                return Err(error);
+                return Err(self.why(error));
             }
         }
         self.copying.retain(|s| !s.copied());
@@ -125,9 +128,27 @@ impl Saver {
     /// Copies the rest of every save being copied.
     fn finish_copy(&mut self) -> Result<(), TrainError> {
         while let Some(mut snapshot) = self.copying.pop_front() {
-            snapshot.finish()?;
+            if let Err(error) = snapshot.finish() {
+                self.copying.clear();
+                return Err(self.why(error));
+            }
         }
         Ok(())
+    }
+
+    /// `error`, or, when it is that the writer gave a save up, the writer's own reason (a full
+    /// disk, a file-size limit), from the results of the saves in flight.
+    fn why(&mut self, error: TrainError) -> TrainError {
+        if !matches!(error, TrainError::Checkpoint(CheckpointError::WriterStopped { .. })) {
+            return error;
+        }
+        while self.in_flight > 0 {
+            match self.next() {
+                Err(reason) => return reason.into(),
+                Ok(_) => continue,
+            }
+        }
+        error
     }
 
     /// Finishes copying, and waits for every save in flight; their entries, in order.

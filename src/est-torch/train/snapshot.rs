@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use est::checkpoint::format::Layout;
-use est::checkpoint::HostTensor;
+use est::checkpoint::{CheckpointError, HostTensor};
 use safetensors::Dtype;
 use tch::{Device, Tensor};
 
@@ -84,6 +84,8 @@ struct Streamed {
 
 /// A save being copied.
 pub struct Snapshot {
+    /// The model_dir, for the error when the writer gives the save up.
+    dir: camino::Utf8PathBuf,
     step: u64,
     last_good: u64,
     pieces: Vec<(String, Source)>,
@@ -123,6 +125,7 @@ impl Snapshot {
     /// layout, the snapshot, and the writer's feed; a snapshot with nothing left to copy is
     /// `None`, and `tensors` then holds everything.
     pub fn begin(
+        dir: &camino::Utf8Path,
         session: &Session,
         meta: &est::checkpoint::Meta,
         last_good: u64,
@@ -181,6 +184,7 @@ impl Snapshot {
         let (chunks, incoming) = sync_channel(2 * POOL);
         let (spent_tx, spent) = sync_channel(2 * POOL);
         let snapshot = Snapshot {
+            dir: dir.to_owned(),
             step,
             last_good,
             pieces,
@@ -245,10 +249,16 @@ impl Snapshot {
     /// Copies everything that is left, waiting for the writer as it must.
     pub fn finish(&mut self) -> Result<(), TrainError> {
         while self.chunks.is_some() {
-            let buffer = self.buffer(true).ok_or(TrainError::ThreadStopped)?;
+            let buffer = self.buffer(true).ok_or_else(|| self.gone())?;
             self.fill(buffer)?;
         }
         Ok(())
+    }
+
+    /// The error when the writer no longer takes this save's bytes; the saver puts the
+    /// writer's own reason in its place.
+    fn gone(&self) -> TrainError {
+        CheckpointError::WriterStopped { dir: self.dir.clone() }.into()
     }
 
     /// A chunk to fill: one back from the writer, a new one while fewer than `POOL` are out,
@@ -304,7 +314,7 @@ impl Snapshot {
         }
         let sent = self.chunks.as_ref().is_some_and(|c| c.send(buffer).is_ok());
         if !sent {
-            return Err(TrainError::ThreadStopped);
+            return Err(self.gone());
         }
         if self.next == self.pieces.len() {
             self.chunks = None;
