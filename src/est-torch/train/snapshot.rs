@@ -120,10 +120,11 @@ impl Feed {
 }
 
 impl Snapshot {
-    /// Begins a save of `session`'s state: copies what is small now, checking that every value
-    /// is finite (`last_good` is the step of the last save, for the error). Returns the file's
-    /// layout, the snapshot, and the writer's feed; a snapshot with nothing left to copy is
-    /// `None`, and `tensors` then holds everything.
+    /// Begins a save of `session`'s state into model_dir `dir`: copies what is small now and,
+    /// with `check`, that every value copied is finite (`last_good` is the step of the last
+    /// save, for the error; what is copied later is checked as it is copied). The file's layout
+    /// and every tensor when nothing is left to copy; else the layout, the snapshot and the
+    /// writer's feed.
     pub fn begin(
         dir: &camino::Utf8Path,
         session: &Session,
@@ -170,8 +171,9 @@ impl Snapshot {
             .iter()
             .map(|(k, v)| (k.as_str(), v.dtype, v.shape.as_slice()))
             .chain(live.iter().map(|(k, d, s, _)| (k.as_str(), *d, s.as_slice())));
-        let layout = est::checkpoint::format::layout(meta, shapes).map_err(|source| {
-            est::checkpoint::CheckpointError::Unreadable { path: est::checkpoint::file_name(step).into(), source }
+        let layout = est::checkpoint::format::layout(meta, shapes).map_err(|source| CheckpointError::Unreadable {
+            path: dir.join(est::checkpoint::file_name(step)),
+            source,
         })?;
         if live.is_empty() {
             return Ok(Begun::Whole(layout, copied));
