@@ -445,9 +445,9 @@ fn initialise(
     // Per core: the elements it has, and its parts.
     let mut shares: Vec<(usize, Vec<Part>)> = (0..cores).map(|_| (0, Vec::new())).collect();
     for part in parts {
-        let least = shares.iter_mut().min_by_key(|(n, _)| *n).expect("one core at least");
-        least.0 += part.1.len();
-        least.1.push(part);
+        let least = (0..shares.len()).min_by_key(|&k| shares[k].0).unwrap_or(0);
+        shares[least].0 += part.1.len();
+        shares[least].1.push(part);
     }
     std::thread::scope(|scope| {
         for (_, share) in shares {

@@ -181,8 +181,7 @@ impl Snapshot {
         let mut sources: BTreeMap<String, Source> =
             copied.into_iter().map(|(k, v)| (k, Source::Copied(v.bytes))).collect();
         sources.extend(live.into_iter().map(|(k, _, _, s)| (k, s)));
-        let pieces =
-            layout.order.iter().map(|(name, _)| (name.clone(), sources.remove(name).expect("laid out"))).collect();
+        let pieces = layout.order.iter().filter_map(|(name, _)| sources.remove_entry(name)).collect();
         let (chunks, incoming) = sync_channel(2 * POOL);
         let (spent_tx, spent) = sync_channel(2 * POOL);
         let snapshot = Snapshot {
@@ -295,7 +294,11 @@ impl Snapshot {
                     break;
                 }
                 &mut Source::Live { group, buffer: b, member, start, len } => {
-                    let s = self.groups[group].as_mut().expect("a live piece's group streams");
+                    let Some(s) = self.groups.get_mut(group).and_then(Option::as_mut) else {
+                        // Not a streamed group: a bug, which the writer reports as a short file.
+                        self.chunks = None;
+                        return Err(self.gone());
+                    };
                     let from = self.at / 4;
                     let n = ((self.chunk - buffer.len()) / 4).min(len - from);
                     let at = buffer.len();
