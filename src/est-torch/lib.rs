@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod console;
 pub mod lower;
+pub(crate) mod memory;
 pub mod train;
 pub mod watch;

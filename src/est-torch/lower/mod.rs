@@ -70,6 +70,19 @@ pub struct InputEmbedding {
     pub dimension: i64,
 }
 
+/// One column of the DNN's input layer.
+#[derive(Clone, Debug)]
+pub struct DnnColumn {
+    /// The feature's name.
+    pub name: String,
+    /// Where it starts in the input layer.
+    pub offset: i64,
+    /// Values per row.
+    pub width: i64,
+    /// Whether it is a numeric column, a slice of the batch's block.
+    pub numeric: bool,
+}
+
 /// One input of the linear part, as its forward pass and its gradient need it.
 #[derive(Clone, Debug)]
 pub enum LinearInput {
@@ -264,6 +277,26 @@ impl Model {
             offset += feature.width as i64;
         }
         Ok(embeddings)
+    }
+
+    /// The DNN's inputs in order, each with where it starts in the input layer, its width and
+    /// whether it is a numeric column of the block.
+    pub fn dnn_columns(&self) -> Result<Vec<DnnColumn>, LowerError> {
+        let dnn = self.dnn.as_ref().ok_or_else(|| LowerError::MissingVariable("dnn/logits/kernel".into()))?;
+        let mut offset = 0;
+        let mut columns = Vec::with_capacity(dnn.spec.inputs.len());
+        for name in &dnn.spec.inputs {
+            let feature = self.feature(name).ok_or_else(|| LowerError::MissingVariable(name.clone()))?;
+            let (width, numeric) = (feature.width as i64, matches!(feature.feature.kind, FeatureKind::Numeric { .. }));
+            columns.push(DnnColumn { name: name.clone(), offset, width, numeric });
+            offset += width;
+        }
+        Ok(columns)
+    }
+
+    /// Column `name` of the DNN's input layer for a batch, `[batch, width]`.
+    pub fn dnn_column(&self, name: &str, x: &Inputs) -> Result<Tensor, LowerError> {
+        self.dense(name, x, "dnn/input_from_feature_columns/input_layer")
     }
 
     /// The DNN's input layer for a batch: its columns side by side, `[batch, input_width]`.

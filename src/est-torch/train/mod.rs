@@ -11,7 +11,6 @@ pub mod direct;
 mod error;
 pub mod evaluate;
 pub mod loss;
-mod memory;
 pub mod optim;
 mod options;
 pub mod predict;

@@ -7,9 +7,9 @@ use tch::{Kind, Tensor};
 use est::pipeline::{Optimizer, OptimizerKind, Scope};
 
 use super::direct::TouchedRows;
-use super::memory::{slice, slice_mut};
 use super::snapshot::Write;
 use crate::lower::Done;
+use crate::memory::{slice, slice_mut};
 
 /// One optimizer over the model parameters of its scope.
 pub struct OptimizerState {

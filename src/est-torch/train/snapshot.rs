@@ -14,10 +14,10 @@ use safetensors::Dtype;
 use tch::{Device, Tensor};
 
 use super::direct::TouchedRows;
-use super::memory::{le_bytes, slice, to_f32s};
 use super::optim::OptimizerState;
 use super::session::Session;
 use super::TrainError;
+use crate::memory::{le_bytes, slice, to_f32s};
 
 /// Bytes of one chunk.
 const CHUNK: usize = 4 << 20;

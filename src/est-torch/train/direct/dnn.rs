@@ -6,9 +6,9 @@ use est::pipeline::Activation;
 use est::plan::DnnPlan;
 use tch::{Device, Kind, Tensor};
 
-use super::kernels::{activate_in_place, backward_rows, embedding_grad};
+use super::kernels::{activate_in_place, backward_rows, embedding_grad, embedding_rows};
 use super::{buffer, values, Embedding, StepError, Views};
-use crate::lower::{Done, Inputs, Model, NORM_EPSILON, NORM_MOMENTUM};
+use crate::lower::{DnnColumn, Done, Inputs, Model, NORM_EPSILON, NORM_MOMENTUM};
 use crate::train::TrainError;
 
 /// One dense layer: `out = activation(input × kernel + bias)`.
@@ -111,11 +111,61 @@ struct Normed {
     invstd: Tensor,
 }
 
+/// The input layer, written by the step when embeddings are among the DNN's inputs: their rows
+/// are looked up and combined in one pass each, straight into their columns, where the tensor
+/// program takes some seven operations per embedding and a concatenation.
+struct InputLayer {
+    /// `[batch, input width]`.
+    buffer: Tensor,
+    /// The inputs that are not embeddings, which libtorch copies into their columns.
+    columns: Vec<DnnColumn>,
+}
+
+impl InputLayer {
+    /// The input layer of a batch of `n` rows.
+    fn fill(&self, model: &Model, x: &Inputs, n: i64, embeddings: &[Embedding]) -> Result<Tensor, TrainError> {
+        let input = self.buffer.f_narrow(0, 0, n)?;
+        let width = self.buffer.size()[1] as usize;
+        let mut run: Vec<String> = Vec::new();
+        let mut at = 0;
+        let flush = |run: &mut Vec<String>, at: i64| -> Result<(), TrainError> {
+            if !run.is_empty() {
+                let part = x.numeric_run(run)?;
+                input.f_narrow(1, at, part.size()[1])?.f_copy_(&part)?;
+                run.clear();
+            }
+            Ok(())
+        };
+        for column in &self.columns {
+            // Numeric columns next to each other in the block go over in one copy.
+            if column.numeric && run.last().is_some_and(|last| x.adjacent(last, &column.name)) {
+                run.push(column.name.clone());
+                continue;
+            }
+            flush(&mut run, at)?;
+            if column.numeric {
+                (at, run) = (column.offset, vec![column.name.clone()]);
+            } else {
+                let part = tch::no_grad(|| model.dnn_column(&column.name, x))?;
+                input.f_narrow(1, column.offset, column.width)?.f_copy_(&part)?;
+            }
+        }
+        flush(&mut run, at)?;
+        // SAFETY: a buffer of the step's own; the copies into it are done.
+        let values = unsafe { buffer(&input)? };
+        for e in embeddings {
+            embedding_rows(e, values, width, x.ids(&e.input.ids)?)?;
+        }
+        Ok(input)
+    }
+}
+
 /// The DNN part.
 pub(super) struct Dnn {
     layers: Vec<Layer>,
     /// The embeddings among its inputs.
     embeddings: Vec<Embedding>,
+    input_layer: Option<InputLayer>,
     /// `[batch, input width]`: the gradient at the input layer, when embeddings need it.
     input_grad: Option<Tensor>,
     activation: Activation,
@@ -179,11 +229,18 @@ impl Dnn {
             let Some(embedding) = views.embedding(input)? else { return Ok(None) };
             embeddings.push(embedding);
         }
-        let input_grad = (!embeddings.is_empty())
-            .then(|| Tensor::f_zeros([batch, plan.input_width as i64], (Kind::Float, Device::Cpu)))
-            .transpose()?;
+        let wide = || Tensor::f_zeros([batch, plan.input_width as i64], (Kind::Float, Device::Cpu));
+        let input_grad = (!embeddings.is_empty()).then(wide).transpose()?;
+        let input_layer = match embeddings.is_empty() {
+            true => None,
+            false => {
+                let taken: Vec<i64> = embeddings.iter().map(|e| e.input.offset).collect();
+                let columns = model.dnn_columns()?.into_iter().filter(|c| !taken.contains(&c.offset)).collect();
+                Some(InputLayer { buffer: wide()?, columns })
+            }
+        };
         let (activation, dropout) = (plan.spec.activation, plan.spec.dropout);
-        Ok(Some(Dnn { layers, embeddings, input_grad, activation, dropout }))
+        Ok(Some(Dnn { layers, embeddings, input_layer, input_grad, activation, dropout }))
     }
 
     /// The layers' outputs for a batch of `n` rows, the logits (without the linear part) last.
@@ -197,8 +254,11 @@ impl Dnn {
         taps: Option<&mut Vec<Tensor>>,
     ) -> Result<Pass, TrainError> {
         let rows = |t: &Tensor| t.f_narrow(0, 0, n);
-        // Outside autograd: an embedding's table is a variable that requires its gradient.
-        let input = tch::no_grad(|| model.dnn_input(x))?;
+        let input = match &self.input_layer {
+            Some(layer) => layer.fill(model, x, n, &self.embeddings)?,
+            // Outside autograd: the model's variables require their gradients.
+            None => tch::no_grad(|| model.dnn_input(x))?,
+        };
         let outs: Vec<Tensor> = self.layers.iter().map(|l| rows(&l.out)).collect::<Result<_, _>>()?;
         let dropped = self
             .layers

@@ -7,8 +7,53 @@ use tch::Tensor;
 
 use super::{buffer, values, Embedding, StepError};
 use crate::lower::Done;
-use crate::train::memory::slice;
+use crate::memory::slice;
 use crate::train::TrainError;
+
+/// An embedding's columns of the input layer `[n, width]`: each row's ids' rows of the table,
+/// combined as `lower`'s tensor program combines them (summed in id order, then divided by the
+/// count of ids or its square root), so the values are the same.
+pub(super) fn embedding_rows(e: &Embedding, input: &mut [f32], width: usize, ids: &Tensor) -> Result<(), TrainError> {
+    let (n, k) = ids.size2()?;
+    let (offset, dimension) = (e.input.offset as usize, e.input.dimension as usize);
+    let layout = || StepError::IdsLayout(e.input.ids.clone());
+    if offset + dimension > width || input.len() != n as usize * width {
+        return Err(layout().into());
+    }
+    // SAFETY: the ids and the table are read only during the forward pass; the input layer is
+    // the caller's buffer, distinct from both.
+    let (ids, table) = unsafe {
+        (slice::<i64>(ids).filter(|ids| ids.len() == (n * k) as usize).ok_or_else(layout)?, values(&e.table)?)
+    };
+    let rows = (table.len() / dimension.max(1)) as i64;
+    for (r, out) in input.chunks_exact_mut(width).enumerate() {
+        let out = &mut out[offset..offset + dimension];
+        out.fill(0.0);
+        let mut count = 0u32;
+        for &id in &ids[r * k as usize..][..k as usize] {
+            if id < 0 {
+                continue;
+            }
+            if id >= rows {
+                return Err(StepError::IdOutOfRange { id, column: e.input.ids.clone() }.into());
+            }
+            count += 1;
+            for (o, &t) in out.iter_mut().zip(&table[id as usize * dimension..][..dimension]) {
+                *o += t;
+            }
+        }
+        let count = count.max(1) as f32;
+        let divisor = match e.input.combiner {
+            Combiner::Sum => continue,
+            Combiner::Mean => count,
+            Combiner::Sqrtn => count.sqrt(),
+        };
+        for o in out.iter_mut() {
+            *o /= divisor;
+        }
+    }
+    Ok(())
+}
 
 /// The gradient of an embedding's table: each row's gradient at the input layer, weighted as
 /// the combiner weighted the row's ids, added to the rows of the ids it looked up.

@@ -15,9 +15,9 @@ use std::cell::RefCell;
 
 use tch::{Device, Kind, Tensor};
 
-use super::memory::{slice, slice_mut};
 use super::TrainError;
 use crate::lower::{Done, InputEmbedding, Inputs, Model};
+use crate::memory::{slice, slice_mut};
 use dnn::Dnn;
 use kernels::head_loss;
 use linear::Linear;
@@ -124,6 +124,8 @@ pub fn head_gradient(
 /// Weights looked up by id and combined, and the view of their gradient.
 pub(super) struct Embedding {
     input: InputEmbedding,
+    /// Its table, sharing the variable's memory but outside autograd.
+    table: Tensor,
     grad: Tensor,
     /// Its optimizer group, and where its table starts in the group's flat buffer.
     group: usize,
@@ -189,8 +191,10 @@ impl Views<'_> {
     }
 
     pub(super) fn embedding(&mut self, input: InputEmbedding) -> Result<Option<Embedding>, TrainError> {
+        let table = self.model.params[input.param].tensor.f_detach()?;
         Ok(self.placed(input.param)?.map(|(grad, group, offset)| Embedding {
             input,
+            table,
             grad,
             group,
             offset,

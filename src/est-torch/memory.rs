@@ -1,5 +1,6 @@
-//! CPU tensors' memory as Rust slices, for the passes the written-out step and the one-pass
-//! Adagrad make over it: the one place est-torch reads libtorch's memory directly. Each
+//! CPU tensors' memory as Rust slices, for the passes the written-out step, the one-pass
+//! Adagrad and a batch's gather make over it: the one place est-torch reads libtorch's memory
+//! directly. Each
 //! function checks the layout itself; the caller's promise is that nothing else touches the
 //! memory while the slice lives.
 
