@@ -389,12 +389,31 @@ fn the_cache_returns_the_parsed_table_and_parses_again_when_in_doubt() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     std::fs::write(&entry.path, &bytes).unwrap();
-    assert!(entry.read().is_none());
+    assert!(entry.read().is_err());
     assert_same(&parsed, &load(&plan, &cache), true);
-    assert!(entry.read().is_some());
+    assert!(entry.read().is_ok());
     std::fs::write(&entry.path, &bytes[..middle]).unwrap();
-    assert!(entry.read().is_none());
+    assert!(entry.read().is_err());
     assert_same(&parsed, &load(&plan, &cache), true);
+
+    // The same size and modification time with other bytes: the file's checksum tells, and the
+    // entry is replaced.
+    let data = dir.join("d.csv");
+    let when = std::fs::metadata(&data).unwrap().modified().unwrap();
+    let changed = csv.replacen(",1.5,", ",2.5,", 1);
+    assert_eq!(changed.len(), csv.len());
+    assert_ne!(changed, csv);
+    std::fs::write(&data, &changed).unwrap();
+    std::fs::File::options().write(true).open(&data).unwrap().set_modified(when).unwrap();
+    assert_eq!(cache.entry(&plan, &path, Purpose::Labelled).unwrap().path, entry.path);
+    assert!(entry.read().is_err());
+    let reparsed = load(&plan, &cache);
+    assert_ne!(reparsed.numeric.values, parsed.numeric.values);
+    assert_same(&reparsed, &entry.read().expect("rewritten for the new bytes"), true);
+    std::fs::write(&data, &csv).unwrap();
+    std::fs::File::options().write(true).open(&data).unwrap().set_modified(when).unwrap();
+    assert_same(&parsed, &load(&plan, &cache), true);
+    assert_eq!(entries(&cache), 1);
 
     // Another default reads other values: another entry. So does the same file edited.
     let other = pipeline(dir, "\"d.csv\"", &FEATURES.replace("default = -1", "default = -2")).plan;
@@ -415,5 +434,5 @@ fn the_cache_returns_the_parsed_table_and_parses_again_when_in_doubt() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     load(&other, &one);
     assert_eq!(entries(&one), 1);
-    assert!(one.entry(&other, &path, Purpose::Labelled).unwrap().read().is_some());
+    assert!(one.entry(&other, &path, Purpose::Labelled).unwrap().read().is_ok());
 }

@@ -1,8 +1,9 @@
 //! The parsed-data cache: a data file's table, as the plan read it, in a columnar file in the
 //! cache folder, so that the next `est train`, `est evaluate` and every restart of `est watch`
-//! reads its columns back instead of parsing the file again. An entry is keyed by the file's
-//! path, size, modification time and CRC-32C and by every plan setting that shapes the table;
-//! it carries a checksum of its own. A damaged entry, a full disk or a cache over its size
+//! reads its columns back instead of parsing the file again. An entry is named by the file's
+//! path, size and modification time and by every plan setting that shapes the table, and holds
+//! the file's CRC-32C, which a read checks while it reads the columns; it carries a checksum of
+//! its own. A damaged entry, a full disk or a cache over its size
 //! limit only means parsing: the cache never fails a run.
 
 use std::io::{Read, Write};
@@ -21,7 +22,9 @@ use crate::plan::Plan;
 
 const MAGIC: &[u8; 8] = b"ESTTABLE";
 /// Bumped whenever the layout of an entry or the meaning of a table changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The magic, the version, the key and the data file's CRC-32C.
+const HEAD: usize = 8 + 4 + 32 + 4;
 /// Files smaller than this parse faster than an entry is checked.
 const SMALLEST: u64 = 1 << 20;
 /// The cache's size when `EST_CACHE_LIMIT` does not say.
@@ -77,7 +80,6 @@ impl Cache {
         hash.update(std::fs::canonicalize(path).ok()?.to_string_lossy().as_bytes());
         hash.update(meta.len().to_le_bytes());
         hash.update(modified.to_le_bytes());
-        hash.update(crc_of(path)?.to_le_bytes());
         hash.update([u8::from(purpose == Purpose::Labelled)]);
         // Everything the readers consult: the data block but for which files, the features,
         // the head.
@@ -95,7 +97,7 @@ impl Cache {
         }
         let key: [u8; 32] = hash.finalize().into();
         let name: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        Some(Entry { cache: self.clone(), path: self.dir.join(name), key })
+        Some(Entry { cache: self.clone(), path: self.dir.join(name), key, data: path.to_path_buf() })
     }
 }
 
@@ -131,43 +133,62 @@ pub struct Entry {
     /// The entry's file.
     pub path: Utf8PathBuf,
     key: [u8; 32],
+    /// The data file it holds the table of.
+    data: Utf8PathBuf,
 }
 
 impl Entry {
-    /// The table, when the entry is there and whole.
-    pub fn read(&self) -> Option<Table> {
-        let file = std::fs::File::open(&self.path).ok()?;
+    /// The table, when the entry is there, whole and of the data file as it is now; else the
+    /// data file's CRC-32C, when it was computed, for `write`.
+    pub fn read(&self) -> Result<Table, Option<u32>> {
+        let file = std::fs::File::open(&self.path).map_err(|_| None)?;
+        // The data file's checksum is computed while the columns are read: together they took
+        // twice as long.
+        let (table, data_crc) = std::thread::scope(|scope| {
+            let data_crc = scope.spawn(|| crc_of(&self.data));
+            let table = self.decode(file);
+            (table, data_crc.join().ok().flatten())
+        });
+        let table = match table {
+            Some((table, stored)) if Some(stored) == data_crc => table,
+            _ => return Err(data_crc),
+        };
+        // Used lately: the last to go when the cache is over its limit.
+        let _ = std::fs::File::options()
+            .append(true)
+            .open(&self.path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        Ok(table)
+    }
+
+    /// The entry's table and the data file's CRC-32C it was made from, when it is whole.
+    fn decode(&self, file: std::fs::File) -> Option<(Table, u32)> {
         let size = file.metadata().ok()?.len();
         let mut r = Stream { file: std::io::BufReader::with_capacity(1 << 20, file), crc: 0, read: 0 };
-        let mut head = [0u8; 8 + 4 + 32];
+        let mut head = [0u8; HEAD];
         r.file.read_exact(&mut head).ok()?;
-        if &head[..8] != MAGIC || head[8..12] != VERSION.to_le_bytes() || head[12..] != self.key {
+        if &head[..8] != MAGIC || head[8..12] != VERSION.to_le_bytes() || head[12..44] != self.key {
             return None;
         }
+        let data_crc = u32::from_le_bytes(head[44..].try_into().ok()?);
         let table = decode(&mut r)?;
         let (crc, read) = (r.crc, r.read);
         let mut trailer = [0u8; 12];
         r.file.read_exact(&mut trailer).ok()?;
         let whole = u64::from_le_bytes(trailer[..8].try_into().ok()?) == read
             && u32::from_le_bytes(trailer[8..].try_into().ok()?) == crc
-            && size == head.len() as u64 + read + 12;
-        if !whole {
-            return None;
-        }
-        // Used lately: the last to go when the cache is over its limit.
-        let _ = std::fs::File::options()
-            .append(true)
-            .open(&self.path)
-            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-        Some(table)
+            && size == HEAD as u64 + read + 12;
+        whole.then_some((table, data_crc))
     }
 
-    /// Stores `table`, atomically; a failure (a full disk, a read-only folder) leaves no entry.
-    pub fn write(&self, table: &Table) {
-        let total = encoded_len(table) + 56;
+    /// Stores `table`, parsed from the data file whose CRC-32C is `data_crc` (computed here
+    /// when `None`), atomically; a failure (a full disk, a read-only folder) leaves no entry.
+    pub fn write(&self, table: &Table, data_crc: Option<u32>) {
+        let total = encoded_len(table) + HEAD as u64 + 12;
         if total > self.cache.limit || std::fs::create_dir_all(&self.cache.dir).is_err() {
             return;
         }
+        let Some(data_crc) = data_crc.or_else(|| crc_of(&self.data)) else { return };
         self.make_room(total);
         let name = self.path.file_name().unwrap_or("entry");
         let temp = self.cache.dir.join(format!(".{name}.tmp-{}", std::process::id()));
@@ -177,6 +198,7 @@ impl Entry {
             w.file.write_all(MAGIC)?;
             w.file.write_all(&VERSION.to_le_bytes())?;
             w.file.write_all(&self.key)?;
+            w.file.write_all(&data_crc.to_le_bytes())?;
             encode(table, &mut w)?;
             let (len, crc) = (w.written, w.crc);
             w.file.write_all(&len.to_le_bytes())?;

@@ -79,12 +79,14 @@ pub fn load_cached(
     cache: Option<&cache::Cache>,
 ) -> Result<Table, DataError> {
     let entry = cache.and_then(|c| c.entry(plan, path, purpose));
-    if let Some(table) = entry.as_ref().and_then(cache::Entry::read) {
-        return Ok(table);
-    }
+    let data_crc = match entry.as_ref().map(cache::Entry::read) {
+        Some(Ok(table)) => return Ok(table),
+        Some(Err(crc)) => crc,
+        None => None,
+    };
     let table = parse(plan, path, purpose)?;
     if let Some(entry) = entry {
-        entry.write(&table);
+        entry.write(&table, data_crc);
     }
     Ok(table)
 }
