@@ -380,7 +380,11 @@ fn the_cache_returns_the_parsed_table_and_parses_again_when_in_doubt() {
 
     let parsed = load(&plan, &cache);
     let entry = cache.entry(&plan, &path, Purpose::Labelled).unwrap();
-    assert_same(&parsed, &entry.read().expect("the first load wrote an entry"), true);
+    let cached = entry.read().expect("the first load wrote an entry");
+    assert_same(&parsed, &cached, true);
+    // The ids are mapped from the entry, not copied.
+    assert!(!cached.ids.is_empty() && cached.ids.values().all(|c| c.ids.is_mapped()));
+    drop(cached);
     assert_same(&parsed, &load(&plan, &cache), true);
     assert_eq!(entries(&cache), 1);
 

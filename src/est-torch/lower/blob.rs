@@ -1,15 +1,17 @@
-//! Vectors handed to libtorch as CPU tensors without a copy (blob.cpp beside this file): the tensor
-//! owns the memory and frees it through Rust when its last user lets go. A large dataset then
-//! needs its pages once, not once more for the tensor.
+//! Vectors (and columns mapped from the parsed-data cache) handed to libtorch as CPU tensors
+//! without a copy (blob.cpp beside this file): the tensor owns the memory and frees it through
+//! Rust when its last user lets go. A large dataset then needs its pages once, not once more for
+//! the tensor.
 
 use std::ffi::{c_int, c_void};
 
+use est::data::Values;
 use tch::{Kind, TchError, Tensor};
 
 /// A vector libtorch now owns.
 enum Owned {
     Float(Vec<f32>),
-    Long(Vec<i64>),
+    Long(Values<i64>),
 }
 
 extern "C" {
@@ -40,8 +42,8 @@ pub fn floats(values: Vec<f32>, sizes: &[i64]) -> Result<Tensor, TchError> {
 }
 
 /// `values` as an int64 CPU tensor of `sizes`.
-pub fn longs(values: Vec<i64>, sizes: &[i64]) -> Result<Tensor, TchError> {
-    tensor(Owned::Long(values), sizes)
+pub fn longs(values: impl Into<Values<i64>>, sizes: &[i64]) -> Result<Tensor, TchError> {
+    tensor(Owned::Long(values.into()), sizes)
 }
 
 fn tensor(mut values: Owned, sizes: &[i64]) -> Result<Tensor, TchError> {

@@ -18,11 +18,12 @@ use sha2::{Digest, Sha256};
 use super::stats::Acc;
 use super::table::{IdColumn, Labels, NumericBlock, NumericColumn, Table};
 use super::Purpose;
+use super::Values;
 use crate::plan::Plan;
 
 const MAGIC: &[u8; 8] = b"ESTTABLE";
 /// Bumped whenever the layout of an entry or the meaning of a table changes.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// The magic, the version, the key and the data file's CRC-32C.
 const HEAD: usize = 8 + 4 + 32 + 4;
 /// Files smaller than this parse faster than an entry is checked.
@@ -113,18 +114,37 @@ fn parse_size(text: &str) -> Option<u64> {
     digits.trim().parse::<u64>().ok()?.checked_mul(scale)
 }
 
-/// The CRC-32C of a file's bytes, read in large pieces.
+/// The CRC-32C of a file's bytes, its halves read side by side. Read, not mapped: a data file
+/// cut short while mapped would end the process.
 fn crc_of(path: &Utf8Path) -> Option<u32> {
+    let len = std::fs::metadata(path).ok()?.len();
+    let half = len / 2;
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| crc_of_range(path, half, len - half));
+        (crc_of_range(path, 0, half), second.join().ok().flatten())
+    });
+    Some(crc32c::crc32c_combine(first?, second?, (len - half) as usize))
+}
+
+/// The CRC-32C of `len` bytes of a file from `start`, in pieces that stay in the core's cache
+/// between the copy out of the page cache and the sum.
+fn crc_of_range(path: &Utf8Path, start: u64, len: u64) -> Option<u32> {
+    use std::io::Seek;
     let mut file = std::fs::File::open(path).ok()?;
-    let mut buffer = vec![0u8; 4 << 20];
+    file.seek(std::io::SeekFrom::Start(start)).ok()?;
+    let mut file = file.take(len);
+    let mut buffer = vec![0u8; 256 << 10];
     let mut crc = 0u32;
-    loop {
+    let mut left = len;
+    while left > 0 {
         let n = file.read(&mut buffer).ok()?;
         if n == 0 {
-            return Some(crc);
+            return None;
         }
         crc = crc32c::crc32c_append(crc, &buffer[..n]);
+        left -= n as u64;
     }
+    Some(crc)
 }
 
 /// One file's place in the cache.
@@ -164,7 +184,7 @@ impl Entry {
     /// The entry's table and the data file's CRC-32C it was made from, when it is whole.
     fn decode(&self, file: std::fs::File) -> Option<(Table, u32)> {
         let size = file.metadata().ok()?.len();
-        let mut r = Stream { file: std::io::BufReader::with_capacity(1 << 20, file), crc: 0, read: 0 };
+        let mut r = Stream { file: std::io::BufReader::with_capacity(1 << 20, file), size, crc: 0, read: 0 };
         let mut head = [0u8; HEAD];
         r.file.read_exact(&mut head).ok()?;
         if &head[..8] != MAGIC || head[8..12] != VERSION.to_le_bytes() || head[12..44] != self.key {
@@ -281,13 +301,25 @@ impl Sink {
     }
     fn values<T: Plain>(&mut self, v: &[T]) -> std::io::Result<()> {
         self.n(v.len())?;
+        self.put(&[0; ALIGN][..padding(self.written)])?;
         self.put(bytes_of(v))
     }
+}
+
+/// Values start on a multiple of this in an entry, so that they can be mapped in place.
+const ALIGN: usize = 8;
+
+/// The zeros before values that would start `at` bytes into the payload.
+fn padding(at: u64) -> usize {
+    let at = (HEAD as u64 + at) as usize;
+    at.next_multiple_of(ALIGN) - at
 }
 
 /// Reads the payload, counting its bytes and their CRC-32C.
 struct Stream {
     file: std::io::BufReader<std::fs::File>,
+    /// The entry's length.
+    size: u64,
     crc: u32,
     read: u64,
 }
@@ -320,21 +352,49 @@ impl Stream {
     }
     /// As many values as the entry says, read straight into their vector; no more than `most`.
     fn values<T: Plain>(&mut self, most: usize) -> Option<Vec<T>> {
+        let n = self.start_values(most)?;
+        let mut v = vec![T::default(); n];
+        self.fill(bytes_of_mut(&mut v))?;
+        Some(v)
+    }
+
+    /// As `values`, mapped from the entry in place rather than read: the checksum still reads
+    /// every byte, but nothing is copied.
+    fn mapped<T: Plain>(&mut self, most: usize) -> Option<Values<T>> {
+        let n = self.start_values(most)?;
+        let offset = HEAD as u64 + self.read;
+        // A mapping past the end of the file would fault when read: an entry cut short is not.
+        if offset.checked_add(u64::try_from(n.checked_mul(size_of::<T>())?).ok()?)? > self.size {
+            return None;
+        }
+        // SAFETY: `Plain` values take any bits; `start_values` aligned the offset; an entry is
+        // replaced by renaming another file over it, never cut short in place.
+        let values = unsafe { Values::<T>::mapped(self.file.get_ref(), offset, n) }.ok()?;
+        let bytes = bytes_of(&values);
+        self.file.seek_relative(i64::try_from(bytes.len()).ok()?).ok()?;
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.read += bytes.len() as u64;
+        Some(values)
+    }
+
+    /// The count of the values that follow, at most `most`, and the padding before them read.
+    fn start_values(&mut self, most: usize) -> Option<usize> {
         let n = self.n()?;
         if n > most {
             return None;
         }
-        let mut v = vec![T::default(); n];
-        self.fill(bytes_of_mut(&mut v))?;
-        Some(v)
+        let mut pad = [0u8; ALIGN];
+        let pad = &mut pad[..padding(self.read)];
+        self.fill(pad)?;
+        Some(n)
     }
 }
 
 fn encoded_len(t: &Table) -> u64 {
     (t.numeric.values.len() * 4
-        + t.ids.values().map(|c| c.ids.len() * 8 + 64).sum::<usize>()
+        + t.ids.values().map(|c| c.ids.len() * 8 + 64 + ALIGN).sum::<usize>()
         + t.rows * 8
-        + t.numeric.columns.len() * 96
+        + t.numeric.columns.len() * (96 + 2 * ALIGN)
         + 4096) as u64
 }
 
@@ -419,7 +479,7 @@ fn decode(r: &mut Stream) -> Option<Table> {
     for _ in 0..columns_of_ids {
         let name = r.text()?;
         let width = r.n()?;
-        ids.insert(name, IdColumn { ids: r.values::<i64>(rows.checked_mul(width)?)?, width });
+        ids.insert(name, IdColumn { ids: r.mapped::<i64>(rows.checked_mul(width)?)?, width });
     }
     let labels = match r.byte()? {
         0 => None,

@@ -216,7 +216,7 @@ impl Csr {
             let row = self.row(r);
             ids[r * width..r * width + row.len()].copy_from_slice(row);
         }
-        IdColumn { ids, width }
+        IdColumn { ids: ids.into(), width }
     }
 }
 

@@ -18,12 +18,14 @@ pub mod parquet;
 pub mod source;
 mod stats;
 mod table;
+mod values;
 
 use camino::Utf8Path;
 
 pub use careful::careful;
 pub use error::{DataError, FieldProblem, HeaderProblem};
 pub use table::{IdColumn, Labels, NumericBlock, NumericColumn, Stats, Table};
+pub use values::Values;
 
 use crate::pipeline::Files;
 use crate::plan::Plan;

@@ -808,7 +808,7 @@ fn assemble(
     let rows = table.rows;
     table.numeric = block(plan, rows, numeric);
     for (name, ids) in single {
-        table.ids.insert(name.to_string(), IdColumn { ids, width: 1 });
+        table.ids.insert(name.to_string(), IdColumn { ids: ids.into(), width: 1 });
     }
     let multivalent = !lists.is_empty();
     for (name, l) in lists {
@@ -890,7 +890,7 @@ fn pad(lists: &[Vec<i64>]) -> IdColumn {
     for (row, list) in ids.chunks_mut(width).zip(lists) {
         row[..list.len()].copy_from_slice(list);
     }
-    IdColumn { ids, width }
+    IdColumn { ids: ids.into(), width }
 }
 
 /// Bucketized and crossed columns where a source holds several ids a row, as the careful

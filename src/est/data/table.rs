@@ -106,7 +106,7 @@ impl IdColumn {
         let width = self.width.max(next.width);
         let widen = |column: &IdColumn| -> Vec<i64> {
             if column.width == width {
-                return column.ids.clone();
+                return column.ids.to_vec();
             }
             let mut out = vec![-1; column.ids.len() / column.width.max(1) * width];
             for (to, from) in out.chunks_mut(width).zip(column.ids.chunks(column.width.max(1))) {
@@ -115,12 +115,12 @@ impl IdColumn {
             out
         };
         if self.width != width {
-            self.ids = widen(self);
+            self.ids = widen(self).into();
             self.width = width;
         }
         debug_assert_eq!(self.ids.len(), rows * width);
-        let tail = if next.width == width { next.ids } else { widen(&next) };
-        self.ids.extend(tail);
+        let tail = if next.width == width { next.ids } else { widen(&next).into() };
+        self.ids.to_mut().extend_from_slice(&tail);
     }
 }
 
@@ -159,7 +159,7 @@ pub struct Stats {
 #[derive(Clone, Debug, Default)]
 pub struct IdColumn {
     /// `[rows, width]`, row-major, `-1` for no id.
-    pub ids: Vec<i64>,
+    pub ids: super::Values<i64>,
     /// Ids per row: 1 for single-valued columns, the largest count for multivalent ones.
     pub width: usize,
 }

@@ -96,7 +96,7 @@ fn read(plan: &Plan, file: Body, size: usize, purpose: Purpose, isa: Isa) -> Opt
     let k = layout.categorical.len();
     for (c, name) in layout.categorical.iter().enumerate() {
         let column: Vec<i64> = (0..rows).map(|r| filled.ids[r * k + c]).collect();
-        table.ids.insert(name.to_string(), IdColumn { ids: column, width: 1 });
+        table.ids.insert(name.to_string(), IdColumn { ids: column.into(), width: 1 });
     }
     derive(plan, &mut table);
     table.labels = match (labelled, regression) {
