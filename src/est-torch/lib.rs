@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod console;
+pub(crate) mod crew;
 pub mod lower;
 pub(crate) mod memory;
 pub mod train;

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
 use super::{blob, LowerError, Model};
+use std::sync::Mutex;
+
+use crate::crew::Crew;
 use crate::memory::{slice, slice_mut, Element};
 use est::data::{Labels, Table};
 use est::pipeline::{FeatureKind, Normalize};
@@ -77,20 +80,51 @@ impl Inputs {
         })
     }
 
-    /// The rows at `index` (int64, on the same device).
+    /// The rows at `index` (int64, on the same device). On the CPU each column is copied in one
+    /// pass, the columns shared out among the crew.
     pub fn gather(&self, index: &Tensor) -> Result<Inputs, LowerError> {
         // SAFETY: the index is a batch's slice of an epoch's order, which nothing writes.
         let Some(rows) = (unsafe { slice::<i64>(index) }) else {
             return self.map(index.size()[0], |t| t.f_index_select(0, index));
         };
-        self.map(index.size()[0], |t| {
-            match t.kind() {
-                Kind::Float => take::<f32>(t, rows),
-                Kind::Int64 => take::<i64>(t, rows),
-                _ => None,
+        // Every column's fresh tensor first (or its index_select where the copy does not fit),
+        // then the copies side by side, then the batch of them, in `map`'s order.
+        let columns = self.columns();
+        let outs: Vec<Result<Tensor, tch::TchError>> = columns
+            .iter()
+            .map(|t| match (t.kind(), fits(t, rows)) {
+                (Kind::Float | Kind::Int64, true) => {
+                    let mut shape = t.size();
+                    shape[0] = rows.len() as i64;
+                    Tensor::f_empty(&shape, (t.kind(), Device::Cpu))
+                }
+                _ => t.f_index_select(0, index),
+            })
+            .collect();
+        let copies: Vec<Mutex<Copy>> = columns
+            .iter()
+            .zip(&outs)
+            .filter(|(t, _)| fits(t, rows))
+            .filter_map(|(t, out)| Some(Mutex::new(Copy::of(t, out.as_ref().ok()?)?)))
+            .collect();
+        Crew::shared().run(copies.len(), &|i| {
+            if let Ok(mut copy) = copies[i].lock() {
+                copy.run(rows);
             }
-            .unwrap_or_else(|| t.f_index_select(0, index))
-        })
+        })?;
+        drop(copies);
+        let outs = std::cell::RefCell::new(outs.into_iter());
+        let gathered = self.map(index.size()[0], |_| {
+            outs.borrow_mut().next().unwrap_or_else(|| Err(tch::TchError::Shape("a column without its batch".into())))
+        })?;
+        Ok(gathered)
+    }
+
+    /// Every tensor held, in the order `map` visits them.
+    fn columns(&self) -> Vec<&Tensor> {
+        let mut out: Vec<&Tensor> = self.ids.values().collect();
+        out.extend(self.block.iter().chain(&self.labels).chain(&self.weights));
+        out
     }
 
     /// Rows `start..end`, without copying.
@@ -181,36 +215,68 @@ fn normalized(mut values: Vec<f32>, shift: &[f32], scale: &[f32]) -> Vec<f32> {
     values
 }
 
-/// Rows `index` of a contiguous CPU tensor of `T`, copied in one pass: `index_select` copies
+/// Whether rows `index` of `t` can be copied in one pass: a contiguous CPU tensor, the index
+/// within its rows. Anything else is left to `index_select`, errors included.
+fn fits(t: &Tensor, index: &[i64]) -> bool {
+    let rows = t.size().first().copied().unwrap_or(0);
+    t.device() == Device::Cpu && t.is_contiguous() && index.iter().all(|&r| r >= 0 && r < rows)
+}
+
+/// A column's rows to copy into a batch's fresh tensor, in one pass: `index_select` copies
 /// each row with a call of its own, which for the narrow id columns of click data cost more
-/// than the step's matrix products. `None` for another tensor or an index out of its rows,
-/// which `index_select` then handles, errors included.
-fn take<T: Element>(t: &Tensor, index: &[i64]) -> Option<Result<Tensor, tch::TchError>> {
-    let mut shape = t.size();
-    let rows = *shape.first()?;
-    if index.iter().any(|&r| r < 0 || r >= rows) {
-        return None;
-    }
-    // SAFETY: a table's column, which nothing writes while batches are gathered from it.
-    let from = unsafe { slice::<T>(t) }?;
-    let width = if rows == 0 { 0 } else { from.len() / rows as usize };
-    shape[0] = index.len() as i64;
-    let out = match Tensor::f_empty(&shape, (T::KIND, Device::Cpu)) {
-        Ok(out) => out,
-        Err(e) => return Some(Err(e)),
-    };
-    // SAFETY: a fresh tensor of this function's own.
-    let to = unsafe { slice_mut::<T>(&out) }?;
-    if width == 1 {
-        for (o, &r) in to.iter_mut().zip(index) {
-            *o = from[r as usize];
-        }
-    } else {
-        for (o, &r) in to.chunks_exact_mut(width.max(1)).zip(index) {
-            o.copy_from_slice(&from[r as usize * width..][..width]);
+/// than the step's matrix products.
+struct Rows<'a, T> {
+    from: &'a [T],
+    to: &'a mut [T],
+    width: usize,
+}
+
+enum Copy<'a> {
+    Float(Rows<'a, f32>),
+    Long(Rows<'a, i64>),
+}
+
+impl<'a> Copy<'a> {
+    /// The copy of rows of `from` into `to`, a fresh tensor of as many of its rows as the
+    /// index has; `None` for another kind.
+    fn of(from: &'a Tensor, to: &'a Tensor) -> Option<Copy<'a>> {
+        match from.kind() {
+            Kind::Float => Some(Copy::Float(Rows::of(from, to)?)),
+            Kind::Int64 => Some(Copy::Long(Rows::of(from, to)?)),
+            _ => None,
         }
     }
-    Some(Ok(out))
+
+    fn run(&mut self, index: &[i64]) {
+        match self {
+            Copy::Float(c) => c.run(index),
+            Copy::Long(c) => c.run(index),
+        }
+    }
+}
+
+impl<'a, T: Element> Rows<'a, T> {
+    fn of(from: &'a Tensor, to: &'a Tensor) -> Option<Rows<'a, T>> {
+        let rows = *from.size().first()?;
+        // SAFETY: a table's column, which nothing writes while batches are gathered from it,
+        // and a fresh tensor of the gather's own, which only this copy writes.
+        let (from, to) = unsafe { (slice::<T>(from)?, slice_mut::<T>(to)?) };
+        let width = if rows == 0 { 0 } else { from.len() / rows as usize };
+        Some(Rows { from, to, width })
+    }
+
+    fn run(&mut self, index: &[i64]) {
+        let (from, width) = (self.from, self.width);
+        if width == 1 {
+            for (o, &r) in self.to.iter_mut().zip(index) {
+                *o = from[r as usize];
+            }
+        } else if width > 1 {
+            for (o, &r) in self.to.chunks_exact_mut(width).zip(index) {
+                o.copy_from_slice(&from[r as usize * width..][..width]);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -218,26 +284,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn take_gives_index_select_s_rows() {
+    fn the_one_pass_copy_gives_index_select_s_rows() {
         let index = [4i64, 0, 4, 2];
         let at = Tensor::from_slice(&index);
         let floats = Tensor::arange(15, (Kind::Float, Device::Cpu)).view([5, 3]);
         let narrow = Tensor::arange(5, (Kind::Int64, Device::Cpu)).view([5, 1]);
         let wide = Tensor::arange(10, (Kind::Int64, Device::Cpu)).view([5, 2]);
-        let cases = [
-            (take::<f32>(&floats, &index), &floats),
-            (take::<i64>(&narrow, &index), &narrow),
-            (take::<i64>(&wide, &index), &wide),
-        ];
-        for (taken, from) in cases {
-            let taken = taken.expect("a contiguous CPU tensor").expect("allocated");
-            assert_eq!(taken.size(), [4, from.size()[1]]);
-            assert!(taken.equal(&from.index_select(0, &at)));
+        for from in [&floats, &narrow, &wide] {
+            assert!(fits(from, &index));
+            let out = Tensor::empty([4, from.size()[1]], (from.kind(), Device::Cpu));
+            Copy::of(from, &out).expect("a float or int64 tensor").run(&index);
+            assert!(out.equal(&from.index_select(0, &at)));
         }
         // Anything else is left to index_select, which reports it.
-        assert!(take::<i64>(&narrow, &[5]).is_none());
-        assert!(take::<i64>(&narrow, &[-1]).is_none());
-        assert!(take::<f32>(&floats.tr(), &[0]).is_none());
-        assert!(take::<i64>(&floats, &[0]).is_none());
+        assert!(!fits(&narrow, &[5]));
+        assert!(!fits(&narrow, &[-1]));
+        assert!(!fits(&floats.tr(), &[0]));
+        assert!(Copy::of(&narrow.to_kind(Kind::Int), &narrow).is_none());
     }
 }

@@ -123,6 +123,9 @@ pub enum LowerError {
     /// libtorch refused an operation.
     #[error("libtorch: {0}")]
     Torch(#[from] TorchError),
+    /// A piece of the work run by a helper thread panicked.
+    #[error(transparent)]
+    Helper(#[from] crate::crew::Panicked),
     /// The model asked for a variable or column the plan does not have.
     #[error("the plan has no variable `{0}`; this is a bug in est")]
     MissingVariable(String),

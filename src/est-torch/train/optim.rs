@@ -2,7 +2,11 @@
 //! own optimizers hide it). Each update rule follows torch.optim's arithmetic (FTRL follows
 //! Keras, as torch has none), and is tested against them.
 
+use std::sync::Mutex;
+
 use tch::{Kind, Tensor};
+
+use crate::crew::Crew;
 
 use est::pipeline::{Optimizer, OptimizerKind, Scope};
 
@@ -150,11 +154,67 @@ impl OptimizerState {
             return None;
         }
         self.step += 1;
-        for &(s, n) in ranges {
-            adagrad(&mut p[s..s + n], &mut a[s..s + n], &g[s..s + n], -lr as f32, epsilon as f32);
-        }
-        Some(Ok(()))
+        let (neg_lr, epsilon) = (-lr as f32, epsilon as f32);
+        let parts: Vec<Mutex<Part>> = parts(p, a, g, ranges).into_iter().map(Mutex::new).collect();
+        let done = Crew::shared().run(parts.len(), &|i| {
+            if let Ok(mut part) = parts[i].lock() {
+                let Part { p, a, g, base, ranges } = &mut *part;
+                for &(s, n) in *ranges {
+                    let s = s - *base;
+                    adagrad(&mut p[s..s + n], &mut a[s..s + n], &g[s..s + n], neg_lr, epsilon);
+                }
+            }
+        });
+        Some(done.map_err(|e| tch::TchError::Torch(e.to_string())))
     }
+}
+
+/// The ranges `ranges` (ascending, apart) of a flat buffer, its accumulator and its gradient,
+/// in a few parts of about as many elements each, which the crew updates side by side.
+struct Part<'a> {
+    p: &'a mut [f32],
+    a: &'a mut [f32],
+    g: &'a [f32],
+    /// Where `p`, `a` and `g` start in the flat buffer.
+    base: usize,
+    ranges: &'a [(usize, usize)],
+}
+
+fn parts<'a>(
+    mut p: &'a mut [f32],
+    mut a: &'a mut [f32],
+    mut g: &'a [f32],
+    ranges: &'a [(usize, usize)],
+) -> Vec<Part<'a>> {
+    const PARTS: usize = 8;
+    if !ranges.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0) {
+        return vec![Part { p, a, g, base: 0, ranges }];
+    }
+    let total: usize = ranges.iter().map(|r| r.1).sum();
+    let mut out = Vec::with_capacity(PARTS);
+    let (mut at, mut first, mut elements) = (0, 0, 0);
+    for (i, &(_, n)) in ranges.iter().enumerate() {
+        elements += n;
+        let last = i + 1 == ranges.len();
+        if !last && elements * PARTS < total * (out.len() + 1) {
+            continue;
+        }
+        let (lo, hi) = (ranges[first].0, ranges[i].0 + ranges[i].1);
+        let (part_p, rest_p) = std::mem::take(&mut p).split_at_mut(hi - at);
+        let (part_a, rest_a) = std::mem::take(&mut a).split_at_mut(hi - at);
+        let (part_g, rest_g) = g.split_at(hi - at);
+        (p, a, g) = (rest_p, rest_a, rest_g);
+        let skip = lo - at;
+        out.push(Part {
+            p: &mut part_p[skip..],
+            a: &mut part_a[skip..],
+            g: &part_g[skip..],
+            base: lo,
+            ranges: &ranges[first..=i],
+        });
+        (at, first) = (hi, i + 1);
+    }
+    out
 }
 
 /// The element ranges of a flat buffer of `total` elements to update: every member but the
@@ -389,4 +449,34 @@ pub fn clip_global_norm(grads: &[Tensor], clip: f64) -> Result<(), tch::TchError
         g.f_mul_(&scale).done()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parts;
+
+    #[test]
+    fn parts_cover_each_range_once_in_its_place() {
+        let len = 1000;
+        let ranges: Vec<(usize, usize)> = vec![(0, 300), (310, 8), (400, 8), (408, 8), (700, 8), (992, 8)];
+        let (mut p, mut a) = (vec![0f32; len], vec![0f32; len]);
+        let g: Vec<f32> = (0..len).map(|i| i as f32).collect();
+        let parts = parts(&mut p, &mut a, &g, &ranges);
+        assert!(parts.len() > 1);
+        let mut seen = Vec::new();
+        for part in parts {
+            for &(s, n) in part.ranges {
+                let at = s - part.base;
+                assert_eq!(part.g[at], s as f32);
+                part.p[at..at + n].fill(1.0);
+                seen.push((s, n));
+            }
+        }
+        assert_eq!(seen, ranges);
+        let written: usize = p.iter().filter(|&&v| v == 1.0).count();
+        assert_eq!(written, ranges.iter().map(|r| r.1).sum::<usize>());
+        // Ranges out of order make one part of the whole buffer.
+        let (mut p, mut a) = (vec![0f32; len], vec![0f32; len]);
+        assert_eq!(super::parts(&mut p, &mut a, &g, &[(500, 8), (0, 8)]).len(), 1);
+    }
 }

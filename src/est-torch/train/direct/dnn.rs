@@ -6,7 +6,7 @@ use est::pipeline::Activation;
 use est::plan::DnnPlan;
 use tch::{Device, Kind, Tensor};
 
-use super::kernels::{activate_in_place, backward_rows, embedding_grad, embedding_rows};
+use super::kernels::{activate_in_place, backward_rows, embedding_grads, embedding_rows};
 use super::{buffer, values, Embedding, StepError, Views};
 use crate::lower::{DnnColumn, Done, Inputs, Model, NORM_EPSILON, NORM_MOMENTUM};
 use crate::train::TrainError;
@@ -153,11 +153,14 @@ impl InputLayer {
         flush(&mut run, at)?;
         // SAFETY: a buffer of the step's own; the copies into it are done.
         let values = unsafe { buffer(&input)? };
-        for e in embeddings {
-            embedding_rows(e, values, width, x.ids(&e.input.ids)?)?;
-        }
+        embedding_rows(&with_ids(embeddings, x)?, values, width)?;
         Ok(input)
     }
+}
+
+/// Each embedding with the batch's ids it looks up.
+fn with_ids<'a>(embeddings: &'a [Embedding], x: &'a Inputs) -> Result<Vec<(&'a Embedding, &'a Tensor)>, TrainError> {
+    embeddings.iter().map(|e| Ok((e, x.ids(&e.input.ids)?))).collect()
 }
 
 /// The DNN part.
@@ -334,9 +337,7 @@ impl Dnn {
                 if let Some(input_grad) = &self.input_grad {
                     let input_grad = input_grad.f_narrow(0, 0, n)?;
                     delta.f_mm_out(&input_grad, &self.layers[0].kernel.f_tr()?).done()?;
-                    for e in &self.embeddings {
-                        embedding_grad(e, &input_grad, x.ids(&e.input.ids)?)?;
-                    }
+                    embedding_grads(&with_ids(&self.embeddings, x)?, &input_grad)?;
                 }
             } else {
                 let down = self.delta(i - 1, n)?;

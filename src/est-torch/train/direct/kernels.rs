@@ -5,112 +5,208 @@ use est::pipeline::{Activation, Combiner};
 use est::plan::HeadKind;
 use tch::Tensor;
 
-use super::{buffer, values, Embedding, StepError};
+use std::sync::Mutex;
+
+use super::{buffer, values, Embedding, StepError, Touched};
+use crate::crew::Crew;
 use crate::lower::Done;
 use crate::memory::slice;
 use crate::train::TrainError;
 
-/// An embedding's columns of the input layer `[n, width]`: each row's ids' rows of the table,
-/// combined as `lower`'s tensor program combines them (summed in id order, then divided by the
-/// count of ids or its square root), so the values are the same.
-pub(super) fn embedding_rows(e: &Embedding, input: &mut [f32], width: usize, ids: &Tensor) -> Result<(), TrainError> {
-    let (n, k) = ids.size2()?;
-    let (offset, dimension) = (e.input.offset as usize, e.input.dimension as usize);
-    let layout = || StepError::IdsLayout(e.input.ids.clone());
-    if offset + dimension > width || input.len() != n as usize * width {
-        return Err(layout().into());
-    }
-    // SAFETY: the ids and the table are read only during the forward pass; the input layer is
-    // the caller's buffer, distinct from both.
-    let (ids, table) = unsafe {
-        (slice::<i64>(ids).filter(|ids| ids.len() == (n * k) as usize).ok_or_else(layout)?, values(&e.table)?)
-    };
-    let rows = (table.len() / dimension.max(1)) as i64;
-    for (r, out) in input.chunks_exact_mut(width).enumerate() {
-        let out = &mut out[offset..offset + dimension];
-        out.fill(0.0);
-        let mut count = 0u32;
-        for &id in &ids[r * k as usize..][..k as usize] {
-            if id < 0 {
-                continue;
-            }
-            if id >= rows {
-                return Err(StepError::IdOutOfRange { id, column: e.input.ids.clone() }.into());
-            }
-            count += 1;
-            for (o, &t) in out.iter_mut().zip(&table[id as usize * dimension..][..dimension]) {
-                *o += t;
-            }
-        }
-        let count = count.max(1) as f32;
-        let divisor = match e.input.combiner {
-            Combiner::Sum => continue,
-            Combiner::Mean => count,
-            Combiner::Sqrtn => count.sqrt(),
-        };
-        for o in out.iter_mut() {
-            *o /= divisor;
-        }
-    }
-    Ok(())
+/// One embedding's ids and table, as slices a helper thread can read.
+struct Lookup<'a> {
+    ids: &'a [i64],
+    /// Ids per row.
+    k: usize,
+    table: &'a [f32],
+    offset: usize,
+    dimension: usize,
+    combiner: Combiner,
+    column: &'a str,
 }
 
-/// The gradient of an embedding's table: each row's gradient at the input layer, weighted as
-/// the combiner weighted the row's ids, added to the rows of the ids it looked up.
-pub(super) fn embedding_grad(e: &Embedding, input_grad: &Tensor, ids: &Tensor) -> Result<(), TrainError> {
-    let (n, k) = ids.size2()?;
-    let width = input_grad.size2()?.1 as usize;
-    let (offset, dimension) = (e.input.offset as usize, e.input.dimension as usize);
-    let rows = e.grad.size()[0];
-    let layout = || StepError::IdsLayout(e.input.ids.clone());
-    if offset + dimension > width {
-        return Err(layout().into());
+impl<'a> Lookup<'a> {
+    /// `e`'s lookup of `ids` `[n, k]` into an input layer `width` wide.
+    ///
+    /// # Safety
+    /// Nothing writes the ids or the table while the lookup lives.
+    unsafe fn of(e: &'a Embedding, ids: &'a Tensor, n: usize, width: usize) -> Result<Lookup<'a>, TrainError> {
+        let (rows, k) = ids.size2()?;
+        let (offset, dimension) = (e.input.offset as usize, e.input.dimension as usize);
+        let layout = || StepError::IdsLayout(e.input.ids.clone());
+        if offset + dimension > width || rows as usize != n {
+            return Err(layout().into());
+        }
+        // SAFETY: the caller's promise.
+        let (ids, table) = unsafe {
+            (slice::<i64>(ids).filter(|ids| ids.len() == n * k as usize).ok_or_else(layout)?, values(&e.table)?)
+        };
+        Ok(Lookup { ids, k: k as usize, table, offset, dimension, combiner: e.input.combiner, column: &e.input.ids })
     }
-    // SAFETY: the ids and the input gradient are read only; the table's gradient is a view of
-    // its own into the gradient buffer, distinct from both.
-    let (ids, input_grad, grad) = unsafe {
-        (
-            slice::<i64>(ids).filter(|ids| ids.len() == (n * k) as usize).ok_or_else(layout)?,
-            values(input_grad)?,
-            buffer(&e.grad)?,
-        )
-    };
-    // Only the rows the last step touched hold anything: zero those, not the table.
-    let mut touched = e.touched.borrow_mut();
-    let touched = &mut *touched;
-    if touched.mark.len() != rows as usize {
-        grad.fill(0.0);
-        touched.mark = vec![false; rows as usize];
-        touched.rows.clear();
+
+    fn rows(&self) -> i64 {
+        (self.table.len() / self.dimension.max(1)) as i64
     }
-    for &r in &touched.rows {
-        grad[r as usize * dimension..][..dimension].fill(0.0);
-        touched.mark[r as usize] = false;
-    }
-    touched.rows.clear();
-    for (row, upstream) in ids.chunks_exact(k as usize).zip(input_grad.chunks_exact(width)) {
-        let upstream = &upstream[offset..offset + dimension];
-        let count = row.iter().filter(|&&id| id >= 0).count().max(1) as f32;
-        for &id in row.iter().filter(|&&id| id >= 0) {
-            if id >= rows {
-                return Err(StepError::IdOutOfRange { id, column: e.input.ids.clone() }.into());
+
+    /// Rows `first..` of the input layer, `input` holding as many whole rows as it can.
+    fn fill(&self, input: &mut [f32], width: usize, first: usize) -> Result<(), StepError> {
+        let (offset, dimension, k, rows) = (self.offset, self.dimension, self.k, self.rows());
+        for (r, out) in input.chunks_exact_mut(width).enumerate() {
+            let out = &mut out[offset..offset + dimension];
+            out.fill(0.0);
+            let mut count = 0u32;
+            for &id in &self.ids[(first + r) * k..][..k] {
+                if id < 0 {
+                    continue;
+                }
+                if id >= rows {
+                    return Err(StepError::IdOutOfRange { id, column: self.column.to_string() });
+                }
+                count += 1;
+                for (o, &t) in out.iter_mut().zip(&self.table[id as usize * dimension..][..dimension]) {
+                    *o += t;
+                }
             }
-            if !touched.mark[id as usize] {
-                touched.mark[id as usize] = true;
-                touched.rows.push(id as u32);
-            }
-            let target = &mut grad[id as usize * dimension..][..dimension];
-            for (t, &g) in target.iter_mut().zip(upstream) {
-                // As autograd divides the combined rows: by the count, or by its square root.
-                *t += match e.input.combiner {
-                    Combiner::Sum => g,
-                    Combiner::Mean => g / count,
-                    Combiner::Sqrtn => g / count.sqrt(),
-                };
+            let count = count.max(1) as f32;
+            let divisor = match self.combiner {
+                Combiner::Sum => continue,
+                Combiner::Mean => count,
+                Combiner::Sqrtn => count.sqrt(),
+            };
+            for o in out.iter_mut() {
+                *o /= divisor;
             }
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// The first error of a pass's pieces, if any.
+fn first_error(results: Vec<Mutex<Result<(), StepError>>>) -> Result<(), StepError> {
+    results.into_iter().try_for_each(|r| r.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()))
+}
+
+/// The embeddings' columns of the input layer `[n, width]`: each row's ids' rows of the table,
+/// combined as `lower`'s tensor program combines them (summed in id order, then divided by the
+/// count of ids or its square root), so the values are the same. The rows are shared out among
+/// the crew.
+pub(super) fn embedding_rows(
+    embeddings: &[(&Embedding, &Tensor)],
+    input: &mut [f32],
+    width: usize,
+) -> Result<(), TrainError> {
+    let n = input.len() / width.max(1);
+    // SAFETY: the ids and the tables are read only during the forward pass; the input layer is
+    // the caller's buffer, distinct from both.
+    let lookups: Vec<Lookup> =
+        embeddings.iter().map(|&(e, ids)| unsafe { Lookup::of(e, ids, n, width) }).collect::<Result<_, _>>()?;
+    let per = n.div_ceil(PIECES).max(1);
+    let pieces: Vec<Mutex<&mut [f32]>> = input.chunks_mut(per * width).map(Mutex::new).collect();
+    let results: Vec<Mutex<Result<(), StepError>>> = pieces.iter().map(|_| Mutex::new(Ok(()))).collect();
+    Crew::shared()
+        .run(pieces.len(), &|i| {
+            let (Ok(mut rows), Ok(mut result)) = (pieces[i].lock(), results[i].lock()) else { return };
+            *result = lookups.iter().try_for_each(|l| l.fill(&mut rows, width, i * per));
+        })
+        .map_err(StepError::from)?;
+    Ok(first_error(results)?)
+}
+
+/// Pieces a pass over a batch's rows is cut into: several per thread, so that one thread's
+/// slower share does not hold up the others.
+const PIECES: usize = 8;
+
+/// One embedding's gradient pass, as plain memory a helper thread can take.
+struct Scatter<'a> {
+    grad: &'a mut [f32],
+    touched: &'a mut Touched,
+    lookup: Lookup<'a>,
+}
+
+impl Scatter<'_> {
+    /// Each row's gradient at the input layer, weighted as the combiner weighted the row's ids,
+    /// added to the rows of the ids it looked up.
+    fn run(&mut self, input_grad: &[f32], width: usize) -> Result<(), StepError> {
+        let (l, grad) = (&self.lookup, &mut *self.grad);
+        let (offset, dimension, rows) = (l.offset, l.dimension, (grad.len() / l.dimension.max(1)) as i64);
+        // Only the rows the last step touched hold anything: zero those, not the table.
+        let touched = &mut *self.touched;
+        if touched.mark.len() != rows as usize {
+            grad.fill(0.0);
+            touched.mark = vec![false; rows as usize];
+            touched.rows.clear();
+        }
+        for &r in &touched.rows {
+            grad[r as usize * dimension..][..dimension].fill(0.0);
+            touched.mark[r as usize] = false;
+        }
+        touched.rows.clear();
+        if l.k == 0 {
+            return Ok(());
+        }
+        for (row, upstream) in l.ids.chunks_exact(l.k).zip(input_grad.chunks_exact(width)) {
+            let upstream = &upstream[offset..offset + dimension];
+            let count = row.iter().filter(|&&id| id >= 0).count().max(1) as f32;
+            for &id in row.iter().filter(|&&id| id >= 0) {
+                if id >= rows {
+                    return Err(StepError::IdOutOfRange { id, column: l.column.to_string() });
+                }
+                if !touched.mark[id as usize] {
+                    touched.mark[id as usize] = true;
+                    touched.rows.push(id as u32);
+                }
+                let target = &mut grad[id as usize * dimension..][..dimension];
+                for (t, &g) in target.iter_mut().zip(upstream) {
+                    // As autograd divides the combined rows: by the count, or by its square root.
+                    *t += match l.combiner {
+                        Combiner::Sum => g,
+                        Combiner::Mean => g / count,
+                        Combiner::Sqrtn => g / count.sqrt(),
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The gradients of the embeddings' tables from the gradient at their input layer `[n, width]`,
+/// each table's pass a piece for the crew.
+pub(super) fn embedding_grads(embeddings: &[(&Embedding, &Tensor)], input_grad: &Tensor) -> Result<(), TrainError> {
+    let (n, width) = input_grad.size2()?;
+    let (n, width) = (n as usize, width as usize);
+    let mut touched: Vec<std::cell::RefMut<Touched>> = embeddings.iter().map(|(e, _)| e.touched.borrow_mut()).collect();
+    let mut scatters = Vec::with_capacity(embeddings.len());
+    for (&(e, ids), touched) in embeddings.iter().zip(touched.iter_mut()) {
+        // SAFETY: the ids, the input gradient and the tables are read only here; each table's
+        // gradient is a view of its own into the gradient buffer, distinct from the others and
+        // from the input gradient.
+        let (lookup, grad) = unsafe { (Lookup::of(e, ids, n, width)?, buffer(&e.grad)?) };
+        if lookup.table.len() != grad.len() {
+            return Err(StepError::IdsLayout(e.input.ids.clone()).into());
+        }
+        scatters.push(Mutex::new(Scatter { grad, touched, lookup }));
+    }
+    // SAFETY: as above; nothing writes the input gradient during the pass.
+    let input_grad = unsafe { values(input_grad)? };
+    let results: Vec<Mutex<Result<(), StepError>>> = scatters.iter().map(|_| Mutex::new(Ok(()))).collect();
+    Crew::shared()
+        .run(scatters.len(), &|i| {
+            let (Ok(mut scatter), Ok(mut result)) = (scatters[i].lock(), results[i].lock()) else { return };
+            *result = scatter.run(input_grad, width);
+        })
+        .map_err(StepError::from)?;
+    Ok(first_error(results)?)
+}
+
+/// `embedding_grads` of one embedding, on this thread.
+pub(super) fn embedding_grad(e: &Embedding, input_grad: &Tensor, ids: &Tensor) -> Result<(), TrainError> {
+    let (n, width) = input_grad.size2()?;
+    let (n, width) = (n as usize, width as usize);
+    let mut touched = e.touched.borrow_mut();
+    // SAFETY: as in `embedding_grads`.
+    let (lookup, grad, input_grad) = unsafe { (Lookup::of(e, ids, n, width)?, buffer(&e.grad)?, values(input_grad)?) };
+    Ok(Scatter { grad, touched: &mut touched, lookup }.run(input_grad, width)?)
 }
 
 pub(super) fn activate_in_place(t: &Tensor, activation: Activation) -> Result<(), TrainError> {

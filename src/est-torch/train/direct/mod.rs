@@ -72,6 +72,9 @@ pub enum StepError {
     /// Example weights in another layout than float on the CPU, one per row.
     #[error("example weights must be float on the cpu, one per row")]
     Weights,
+    /// A piece of the step run by a helper thread panicked.
+    #[error(transparent)]
+    Helper(#[from] crate::crew::Panicked),
     /// A buffer that is not a contiguous float CPU tensor.
     #[error("a buffer of the written-out step is not a contiguous float tensor on the cpu")]
     Layout,
