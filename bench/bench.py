@@ -67,9 +67,11 @@ def pipeline(name, csv, label, features, hidden, classes, batch, steps, device="
     return path
 
 
-def run_est(est_file, model_dir, *args):
-    """One `est train` from scratch: wall-clock marks from its stderr, its own summary."""
-    shutil.rmtree(model_dir, ignore_errors=True)
+def run_est(est_file, model_dir, *args, fresh=True):
+    """One `est train`, from scratch unless not `fresh`: wall-clock marks from its stderr, its own
+    summary."""
+    if fresh:
+        shutil.rmtree(model_dir, ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     child = subprocess.Popen([EST, "train", est_file, "--model-dir", model_dir, *args], stdout=subprocess.PIPE,
