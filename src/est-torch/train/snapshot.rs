@@ -29,7 +29,9 @@ const KEPT_LIMIT: usize = 64 * CHUNK;
 const POOL: usize = 4;
 /// Chunks copied between two steps at most.
 const PER_STEP: usize = 2;
-const NONE: u32 = u32::MAX;
+/// No old values kept: zero, so that a fresh index is zeroed memory the system hands over
+/// untouched, not a fill of every page while training waits.
+const NONE: u32 = 0;
 
 /// What a step is about to write in one optimizer group's buffers (its flat buffer and each
 /// optimizer slot), at the same elements of each.
@@ -76,7 +78,8 @@ struct Streamed {
     members: Vec<(usize, usize)>,
     /// Per buffer and member: copied whole.
     done: Vec<Vec<bool>>,
-    /// Per buffer and granule: where its old values are in `old`, or `NONE`.
+    /// Per buffer and granule: one past where its old values are in `old` (in granules), or
+    /// `NONE`.
     index: Vec<Vec<u32>>,
     /// Per buffer: old values, `GRANULE` a granule.
     old: Vec<Vec<f32>>,
@@ -352,7 +355,8 @@ impl Streamed {
         let members: Vec<(usize, usize)> = group.members.iter().map(|&(_, o, l)| (o as usize, l as usize)).collect();
         Streamed {
             done: vec![vec![false; members.len()]; k],
-            index: vec![vec![NONE; granules]; k],
+            // Each made afresh: a clone would copy, and touch, every page.
+            index: (0..k).map(|_| vec![NONE; granules]).collect(),
             old: vec![Vec::new(); k],
             members,
             buffers,
@@ -373,7 +377,7 @@ impl Streamed {
                 continue;
             }
             let old = &mut self.old[b];
-            self.index[b][g] = (old.len() / GRANULE) as u32;
+            self.index[b][g] = (old.len() / GRANULE) as u32 + 1;
             let from = g * GRANULE;
             let to = (from + GRANULE).min(values.len());
             old.extend_from_slice(&values[from..to]);
@@ -398,7 +402,7 @@ impl Streamed {
                 continue;
             }
             let (lo, hi) = ((g * GRANULE).max(start), ((g + 1) * GRANULE).min(start + n));
-            let old = &self.old[b][p as usize * GRANULE + (lo - g * GRANULE)..][..hi - lo];
+            let old = &self.old[b][(p as usize - 1) * GRANULE + (lo - g * GRANULE)..][..hi - lo];
             let dst = &mut out[at + (lo - start) * 4..at + (hi - start) * 4];
             for (d, v) in dst.chunks_exact_mut(4).zip(old) {
                 d.copy_from_slice(&v.to_le_bytes());
