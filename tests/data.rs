@@ -170,7 +170,7 @@ fn assert_same(fast: &data::Table, careful: &data::Table) {
 /// declines what it cannot read exactly.
 #[test]
 fn the_fast_reader_equals_the_careful_one() {
-    let cases: [(&[u8], &str, &str); 8] = [
+    let cases: [(&[u8], &str, &str); 9] = [
         (b"x,c,y\n1.5,a,0\n-2.25,b,1\n1e3,a,2\n", "numeric x, categorical c { vocabulary = [\"a\", \"b\"] }", ""),
         (b"x,c,y\r\n0.1234567,zz,0\r\nNA,NA,1\r\n7,b,2", "numeric x { default = 3 }, categorical c { vocabulary = [\"a\", \"b\"], oov_buckets = 2 }", ", missing = \"NA\""),
         (b"\xef\xbb\xbfx,c,y\n 1 , a ,0\n2,b,1\n", "numeric x, bucketized xb = x { boundaries = [1.5] }, categorical c { hash_buckets = 7 }, crossed k = [xb, c] { hash_buckets = 5 }", ""),
@@ -179,6 +179,8 @@ fn the_fast_reader_equals_the_careful_one() {
         (b"x,c,y\n1,\"a,b\",0\n2,a,1\n", "numeric x, categorical c { hash_buckets = 3 }", ""),
         (b"x\tc\ty\n-0.25\ta,b\t2\n3\tz\t0\n", "numeric x, categorical c { hash_buckets = 3 }", ", delimiter = \"\\t\""),
         (b"y,c,x\r\n0,a,1.5\r\n1,b,-2e1\r\n2,a, 7 \r\n", "numeric x, categorical c { hash_buckets = 3 }", ""),
+        // Values beyond ASCII hash as the same UTF-8 bytes.
+        ("x,c,y\n1,Zürich,0\n2,東京,1\n3,a,0\n".as_bytes(), "numeric x, categorical c { hash_buckets = 97 }", ""),
     ];
     for (csv, features, extra) in cases {
         let careful =

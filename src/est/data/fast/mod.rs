@@ -93,9 +93,7 @@ fn read(plan: &Plan, file: Body, size: usize, purpose: Purpose, isa: Isa) -> Opt
         finish_stats(&mut numeric, &filled.missing);
     }
     let mut table = Table { rows, numeric, ..Table::default() };
-    let k = layout.categorical.len();
-    for (c, name) in layout.categorical.iter().enumerate() {
-        let column: Vec<i64> = (0..rows).map(|r| filled.ids[r * k + c]).collect();
+    for (name, column) in layout.categorical.iter().zip(columns_of(&filled.ids, rows, layout.categorical.len())) {
         table.ids.insert(name.to_string(), IdColumn { ids: column.into(), width: 1 });
     }
     derive(plan, &mut table);
@@ -198,4 +196,33 @@ impl<'p> Layout<'p> {
         fields.sort_by_key(|(i, _)| *i);
         Some(Layout { fields, columns, categorical })
     }
+}
+
+/// The `k` columns of row-major ids `[rows, k]`, a block of rows at a time so that the block
+/// stays in cache while each column takes its part (a column at a time over all rows read the
+/// whole block once per column), the columns shared out among the cores.
+fn columns_of(ids: &[i64], rows: usize, k: usize) -> Vec<Vec<i64>> {
+    const BLOCK: usize = 2048;
+    let mut columns: Vec<Vec<i64>> = (0..k).map(|_| vec![0; rows]).collect();
+    if k == 0 || rows == 0 {
+        return columns;
+    }
+    let threads = super::cores().clamp(1, k);
+    let per = k.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (t, part) in columns.chunks_mut(per).enumerate() {
+            scope.spawn(move || {
+                for start in (0..rows).step_by(BLOCK) {
+                    let end = (start + BLOCK).min(rows);
+                    for (j, column) in part.iter_mut().enumerate() {
+                        let c = t * per + j;
+                        for (r, id) in (start..end).zip(&mut column[start..end]) {
+                            *id = ids[r * k + c];
+                        }
+                    }
+                }
+            });
+        }
+    });
+    columns
 }

@@ -339,7 +339,13 @@ fn read_field(raw: &[u8], field: &Field, row: usize, missing: &[&[u8]], piece: &
             let id = if is_missing {
                 -1
             } else {
-                let value = std::str::from_utf8(raw).ok()?;
+                // Most fields are ASCII, which is UTF-8: checked a word at a time, without the
+                // general check's call per field (7% of a Criteo-shaped parse).
+                let value = match raw.is_ascii() {
+                    // SAFETY: ASCII bytes are valid UTF-8.
+                    true => unsafe { std::str::from_utf8_unchecked(raw) },
+                    false => std::str::from_utf8(raw).ok()?,
+                };
                 match ids {
                     CategoricalIds::Vocabulary { oov_buckets, .. } => match vocabulary.get(raw) {
                         Some(id) => *id,
