@@ -2,17 +2,14 @@
 //! cached start copies none of a million rows' ids (they are most of an entry's bytes).
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
 /// Values laid out as a slice: a vector, or a private, copy-on-write mapping of part of a file.
 pub struct Values<T: Copy> {
-    inner: Inner<T>,
-}
-
-enum Inner<T> {
-    Owned(Vec<T>),
-    Mapped { map: memmap2::MmapMut, len: usize, kind: PhantomData<T> },
+    /// The values, when they are not mapped.
+    owned: Vec<T>,
+    /// The mapping and the count of values in it, when they are.
+    mapped: Option<(memmap2::MmapMut, usize)>,
 }
 
 impl<T: Copy> Values<T> {
@@ -33,61 +30,57 @@ impl<T: Copy> Values<T> {
         }
         // SAFETY: the caller's promise that the file is not cut short meanwhile.
         let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(bytes).map_copy(file)? };
-        Ok(Values { inner: Inner::Mapped { map, len, kind: PhantomData } })
+        Ok(Values { owned: Vec::new(), mapped: Some((map, len)) })
     }
 
     /// The values as a vector, copied when they are mapped.
     pub fn into_vec(self) -> Vec<T> {
-        match self.inner {
-            Inner::Owned(v) => v,
-            Inner::Mapped { .. } => self.to_vec(),
+        match self.mapped {
+            Some(_) => self.to_vec(),
+            None => self.owned,
         }
     }
 
     /// The values as a vector to grow, copied first when they are mapped.
     pub fn to_mut(&mut self) -> &mut Vec<T> {
-        if let Inner::Mapped { .. } = self.inner {
-            self.inner = Inner::Owned(self.to_vec());
+        if self.mapped.is_some() {
+            self.owned = self.to_vec();
+            self.mapped = None;
         }
-        match &mut self.inner {
-            Inner::Owned(v) => v,
-            Inner::Mapped { .. } => unreachable!("made owned above"),
-        }
+        &mut self.owned
     }
 
     /// Whether the values are mapped from a file.
     pub fn is_mapped(&self) -> bool {
-        matches!(self.inner, Inner::Mapped { .. })
+        self.mapped.is_some()
     }
 }
 
 impl<T: Copy> Deref for Values<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        match &self.inner {
-            Inner::Owned(v) => v,
+        match &self.mapped {
             // SAFETY: `mapped`'s promises: `len` aligned values of `T` in a live mapping.
-            Inner::Mapped { map, len, .. } => unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<T>(), *len) },
+            Some((map, len)) => unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<T>(), *len) },
+            None => &self.owned,
         }
     }
 }
 
 impl<T: Copy> DerefMut for Values<T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        match &mut self.inner {
-            Inner::Owned(v) => v,
+        match &mut self.mapped {
             // SAFETY: as `deref`; the private mapping is this value's alone, and writes to it
             // never reach the file.
-            Inner::Mapped { map, len, .. } => unsafe {
-                std::slice::from_raw_parts_mut(map.as_mut_ptr().cast::<T>(), *len)
-            },
+            Some((map, len)) => unsafe { std::slice::from_raw_parts_mut(map.as_mut_ptr().cast::<T>(), *len) },
+            None => &mut self.owned,
         }
     }
 }
 
 impl<T: Copy> From<Vec<T>> for Values<T> {
-    fn from(v: Vec<T>) -> Values<T> {
-        Values { inner: Inner::Owned(v) }
+    fn from(owned: Vec<T>) -> Values<T> {
+        Values { owned, mapped: None }
     }
 }
 

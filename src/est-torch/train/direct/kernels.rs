@@ -81,9 +81,19 @@ impl<'a> Lookup<'a> {
     }
 }
 
-/// The first error of a pass's pieces, if any.
-fn first_error(results: Vec<Mutex<Result<(), StepError>>>) -> Result<(), StepError> {
-    results.into_iter().try_for_each(|r| r.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()))
+/// Runs `f` on each of `pieces` (with its index), shared out among the crew; the first error.
+fn shared_out<P: Send>(
+    pieces: Vec<P>,
+    f: impl Fn(usize, &mut P) -> Result<(), StepError> + Sync,
+) -> Result<(), StepError> {
+    let pieces: Vec<Mutex<(P, Result<(), StepError>)>> = pieces.into_iter().map(|p| Mutex::new((p, Ok(())))).collect();
+    Crew::shared().run(pieces.len(), &|i| {
+        if let Ok(mut piece) = pieces[i].lock() {
+            let (p, result) = &mut *piece;
+            *result = f(i, p);
+        }
+    })?;
+    pieces.into_iter().try_for_each(|p| p.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()).1)
 }
 
 /// The embeddings' columns of the input layer `[n, width]`: each row's ids' rows of the table,
@@ -101,15 +111,8 @@ pub(super) fn embedding_rows(
     let lookups: Vec<Lookup> =
         embeddings.iter().map(|&(e, ids)| unsafe { Lookup::of(e, ids, n, width) }).collect::<Result<_, _>>()?;
     let per = n.div_ceil(PIECES).max(1);
-    let pieces: Vec<Mutex<&mut [f32]>> = input.chunks_mut(per * width).map(Mutex::new).collect();
-    let results: Vec<Mutex<Result<(), StepError>>> = pieces.iter().map(|_| Mutex::new(Ok(()))).collect();
-    Crew::shared()
-        .run(pieces.len(), &|i| {
-            let (Ok(mut rows), Ok(mut result)) = (pieces[i].lock(), results[i].lock()) else { return };
-            *result = lookups.iter().try_for_each(|l| l.fill(&mut rows, width, i * per));
-        })
-        .map_err(StepError::from)?;
-    Ok(first_error(results)?)
+    let pieces: Vec<&mut [f32]> = input.chunks_mut(per * width).collect();
+    Ok(shared_out(pieces, |i, rows| lookups.iter().try_for_each(|l| l.fill(rows, width, i * per)))?)
 }
 
 /// Pieces a pass over a batch's rows is cut into: several per thread, so that one thread's
@@ -176,7 +179,7 @@ pub(super) fn embedding_grads(embeddings: &[(&Embedding, &Tensor)], input_grad: 
     let (n, width) = input_grad.size2()?;
     let (n, width) = (n as usize, width as usize);
     let mut touched: Vec<std::cell::RefMut<Touched>> = embeddings.iter().map(|(e, _)| e.touched.borrow_mut()).collect();
-    let mut scatters = Vec::with_capacity(embeddings.len());
+    let mut scatters: Vec<Scatter> = Vec::with_capacity(embeddings.len());
     for (&(e, ids), touched) in embeddings.iter().zip(touched.iter_mut()) {
         // SAFETY: the ids, the input gradient and the tables are read only here; each table's
         // gradient is a view of its own into the gradient buffer, distinct from the others and
@@ -185,18 +188,11 @@ pub(super) fn embedding_grads(embeddings: &[(&Embedding, &Tensor)], input_grad: 
         if lookup.table.len() != grad.len() {
             return Err(StepError::IdsLayout(e.input.ids.clone()).into());
         }
-        scatters.push(Mutex::new(Scatter { grad, touched, lookup }));
+        scatters.push(Scatter { grad, touched, lookup });
     }
     // SAFETY: as above; nothing writes the input gradient during the pass.
     let input_grad = unsafe { values(input_grad)? };
-    let results: Vec<Mutex<Result<(), StepError>>> = scatters.iter().map(|_| Mutex::new(Ok(()))).collect();
-    Crew::shared()
-        .run(scatters.len(), &|i| {
-            let (Ok(mut scatter), Ok(mut result)) = (scatters[i].lock(), results[i].lock()) else { return };
-            *result = scatter.run(input_grad, width);
-        })
-        .map_err(StepError::from)?;
-    Ok(first_error(results)?)
+    Ok(shared_out(scatters, |_, scatter| scatter.run(input_grad, width))?)
 }
 
 /// `embedding_grads` of one embedding, on this thread.
