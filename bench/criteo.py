@@ -196,6 +196,9 @@ def run(bench, rounds, rows):
     shutil.copy(os.path.join(m("criteo_1m"), "ckpt-0.safetensors"), init)
     sparse_1m = [reference(bench, work, sparse=True, csv=csv, buckets=1_000_000, steps=big_steps, checkpoint=init)
                  for _ in range(rounds)]
+    # A million-bucket model_dir holds gigabytes: a few runs filled this machine's disk.
+    shutil.rmtree(m("criteo_1m"), ignore_errors=True)
+    os.remove(init)
     # The step alone at a million buckets: a run resumed from its first step, so no save is
     # being written while it is timed (its only other save is its last step's).
     steady = pipeline(work, "criteo_1m_steady", csv, 1_000_000, 1000, save_every=1_000_000)
